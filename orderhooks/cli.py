@@ -1,0 +1,343 @@
+"""The `orderhooks` command line."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets as pysecrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from orderhooks.config import ConfigError, Settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        err.print(f"[red]configuration error[/red] {exc}")
+        sys.exit(2)
+
+
+def _redis_url(settings: Settings) -> str:
+    if settings.redis_url:
+        return settings.redis_url
+    url_file = settings.data_dir / "redis.url"
+    if url_file.exists():
+        return url_file.read_text().strip()
+    err.print("REDIS_URL: not set, and no `orderhooks dev` is running here (start it, or set REDIS_URL)")
+    sys.exit(2)
+
+
+def _context():
+    from dataclasses import replace
+
+    from workers.context import Context
+
+    settings = _settings()
+    return Context.create(replace(settings, redis_url=_redis_url(settings)), load=False)
+
+
+def _dev_value(data_dir: Path, name: str, make) -> str:
+    path = data_dir / name
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = make()
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def _dev_secret(data_dir: Path) -> str:
+    return _dev_value(data_dir, "dev-secret", lambda: "whsec_" + base64.b64encode(os.urandom(24)).decode())
+
+
+def _dev_token(data_dir: Path) -> str:
+    return _dev_value(data_dir, "dev-token", lambda: pysecrets.token_urlsafe(24))
+
+
+@click.group()
+@click.version_option(package_name="orderhooks")
+def main() -> None:
+    """orderhooks: verified, durable, de-duplicated Genstore order webhooks."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+def dev(host: str) -> None:
+    """Run everything locally: embedded Redis (unless REDIS_URL), the receiver and a worker."""
+    from orderhooks.embedded import EmbeddedRedis
+
+    settings = _settings()
+    env = dict(os.environ)
+    embedded = None
+    if not settings.redis_url:
+        embedded = EmbeddedRedis(settings.data_dir).start()
+        env["REDIS_URL"] = embedded.url
+    if not settings.secrets and not settings.insecure_no_verify:
+        env["ORDERHOOKS_SECRETS"] = _dev_secret(settings.data_dir)
+    if not settings.api_token:
+        env["ORDERHOOKS_API_TOKEN"] = _dev_token(settings.data_dir)
+    env.setdefault("ORDERHOOKS_LOG_FORMAT", "console")
+    cmd = [sys.executable, "-m", "orderhooks.cli"]
+    children = [
+        subprocess.Popen([*cmd, "web", "--host", host], env=env),
+        subprocess.Popen([*cmd, "worker"], env=env),
+    ]
+    url = f"http://{host}:{settings.port}"
+    secret_note = "(from ORDERHOOKS_SECRETS)" if settings.secrets else env.get("ORDERHOOKS_SECRETS", "(verification off)")
+    console.print(f"""[bold]orderhooks dev[/bold] is running
+  Redis          {env['REDIS_URL']}{'  (embedded, AOF under ' + str(settings.data_dir) + ')' if embedded else ''}
+  Register       [bold]{url}/webhooks/genstore[/bold]
+  Secret         {secret_note}
+  API token      {'(from ORDERHOOKS_API_TOKEN)' if settings.api_token else env['ORDERHOOKS_API_TOKEN']}
+  Try            orderhooks send orders/create --url {url}/webhooks/genstore
+                 orderhooks events
+                 curl -H 'X-Genstore-Access-Token: <token>' {url}/api/202412/orders
+Press Ctrl-C to stop.""")
+
+    def _stop(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while all(c.poll() is None for c in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for c in children:
+            if c.poll() is None:
+                c.terminate()
+        for c in children:
+            try:
+                c.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                c.kill()
+        if embedded:
+            embedded.stop()
+    sys.exit(max((c.returncode or 0) for c in children) if any(c.returncode for c in children) else 0)
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", type=int, default=None, help="default: $PORT or 8000")
+def web(host: str, port: int | None) -> None:
+    """Run the receiver (WEB_CONCURRENCY processes)."""
+    import uvicorn
+
+    settings = _settings()
+    try:
+        settings.require_verification()
+    except ConfigError as exc:
+        err.print(f"configuration error: {exc}")
+        sys.exit(2)
+    if not settings.redis_url:
+        err.print("configuration error: REDIS_URL: not set")
+        sys.exit(2)
+    uvicorn.run(
+        "receiver.app:create_app", factory=True, host=host, port=port or settings.port,
+        workers=settings.web_concurrency, log_level="warning", access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes to run side by side.")
+def worker(burst: bool, processes: int) -> None:
+    """Run an RQ worker that applies events and runs handlers."""
+    from orderhooks import logs
+    from workers.context import Context
+    from workers.runner import run_worker
+
+    settings = _settings()
+    if not settings.redis_url:
+        err.print("configuration error: REDIS_URL: not set")
+        sys.exit(2)
+    if processes > 1:
+        args = [sys.executable, "-m", "orderhooks.cli", "worker"] + (["--burst"] if burst else [])
+        children = [subprocess.Popen(args) for _ in range(processes)]
+        try:
+            codes = [c.wait() for c in children]
+        except KeyboardInterrupt:
+            codes = [c.wait() for c in children]
+        sys.exit(max(codes))
+    logs.configure(settings.log_format)
+    try:
+        ctx = Context.create(settings)
+    except ImportError as exc:
+        err.print(f"configuration error: ORDERHOOKS_HANDLERS: cannot import {exc.name}")
+        sys.exit(2)
+    run_worker(ctx, burst=burst)
+
+
+@main.command()
+@click.argument("topic")
+@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False), help="Payload to send.")
+@click.option("--url", default=None, help="default: http://127.0.0.1:$PORT/webhooks/genstore")
+@click.option("--secret", default=None, help="default: first of ORDERHOOKS_SECRETS, else the dev secret")
+@click.option("--shop", default="acme.genmystore.com", show_default=True)
+@click.option("--event-id", default=None, help="default: a new one")
+@click.option("--scheme", type=click.Choice(["genstore", "standard"]), default="genstore", show_default=True)
+def send(topic, file_, url, secret, shop, event_id, scheme) -> None:
+    """Sign and send a delivery as Genstore would (a built-in example payload per topic)."""
+    import httpx
+
+    from orderhooks.config import secret_bytes
+    from receiver.verify import genstore_signature, standard_signature
+    from schemas.samples import example_for_topic
+
+    settings = _settings()
+    if file_:
+        body = Path(file_).read_bytes()
+    else:
+        try:
+            body = example_for_topic(topic)
+        except KeyError:
+            err.print(f"no example payload for {topic!r}; pass --file")
+            sys.exit(2)
+    secret = secret or (settings.secrets[0] if settings.secrets else _dev_secret(settings.data_dir))
+    key = secret_bytes(secret)
+    event_id = event_id or str(uuid.uuid4())
+    url = url or f"http://127.0.0.1:{settings.port}/webhooks/genstore"
+    headers = {"Content-Type": "application/json", "X-Genstore-Topic": topic, "X-Genstore-Shop-Domain": shop,
+               "X-Genstore-Api-Version": "202412"}
+    if scheme == "genstore":
+        headers |= {"X-Genstore-Event-Id": event_id, "X-Genstore-Hmac-Sha256": genstore_signature(key, body)}
+    else:
+        stamp = int(time.time())
+        headers |= {"webhook-id": event_id, "webhook-timestamp": str(stamp),
+                    "webhook-signature": standard_signature(key, event_id, stamp, body)}
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        err.print(f"could not reach {url}: {exc}")
+        sys.exit(1)
+    console.print(f"{response.status_code} {response.text}")
+    sys.exit(0 if response.is_success else 1)
+
+
+def _table(title: str, columns: list[str], rows: list[list]) -> None:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*["" if v is None else str(v) for v in r])
+    console.print(table)
+
+
+@main.command()
+@click.option("--topic")
+@click.option("--status")
+@click.option("--order", "order_id")
+@click.option("--shop")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def events(topic, status, order_id, shop, limit, as_json) -> None:
+    """List stored events, newest first."""
+    from workers.queries import list_events
+
+    ctx = _context()
+    records = list_events(ctx.redis, ctx.keys, topic=topic, status=status, order_id=order_id, shop=shop,
+                          limit=limit)
+    if as_json:
+        click.echo(json.dumps([r.summary() for r in records], indent=2))
+        return
+    _table("events", ["received", "id", "topic", "shop", "order", "status", "attempts", "error"],
+           [[r.received_iso[:19], r.id, r.topic, r.shop, r.order_id, r.status, r.attempts, r.error]
+            for r in records])
+
+
+@main.command()
+@click.argument("event_id")
+def event(event_id) -> None:
+    """Show one event: raw body, normalized form, each handler's outcome."""
+    from workers.records import load_event
+
+    ctx = _context()
+    record = load_event(ctx.redis, ctx.keys, event_id)
+    if record is None:
+        err.print(f"event {event_id} not found")
+        sys.exit(1)
+    console.print_json(json.dumps(record.detail()))
+
+
+@main.command()
+@click.option("--shop")
+@click.option("--status", type=click.Choice(["open", "closed", "cancelled", "any"]), default="any")
+@click.option("--financial-status")
+@click.option("--fulfillment-status")
+@click.option("--since-id")
+@click.option("--limit", type=click.IntRange(1, 250), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def orders(shop, status, financial_status, fulfillment_status, since_id, limit, as_json) -> None:
+    """List orders of the projection."""
+    from workers.queries import OrderFilter, list_orders, shops
+
+    ctx = _context()
+    shop_list = [shop.lower()] if shop else shops(ctx.redis, ctx.keys)
+    flt = OrderFilter(since_id=since_id, financial_status=financial_status,
+                      fulfillment_status=fulfillment_status, status=status)
+    found = [o for s in shop_list for o in list_orders(ctx.redis, ctx.keys, s, flt, limit)][:limit]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    _table("orders", ["shop", "orderId", "updatedAt", "financial", "fulfillment", "totalPrice", "refunded"],
+           [[o["shop"], o["orderId"], o.get("updatedAt"), o.get("financialStatus"), o.get("fulfillmentStatus"),
+             f"{o.get('totalPrice')} {o.get('currency') or ''}", o.get("totalRefunded")] for o in found])
+
+
+@main.command()
+@click.argument("order_id")
+@click.option("--shop")
+def order(order_id, shop) -> None:
+    """Show one order of the projection."""
+    from workers.queries import get_order, shops
+
+    ctx = _context()
+    for s in [shop.lower()] if shop else shops(ctx.redis, ctx.keys):
+        found = get_order(ctx.redis, ctx.keys, s, order_id)
+        if found:
+            console.print_json(json.dumps(found))
+            return
+    err.print(f"order {order_id} not found")
+    sys.exit(1)
+
+
+@main.command()
+@click.argument("event_id", required=False)
+@click.option("--status", type=click.Choice(["failed", "quarantined"]))
+def replay(event_id, status) -> None:
+    """Replay one event, or every failed or quarantined one."""
+    from workers.replay import replay as replay_one
+    from workers.replay import replay_status
+
+    if bool(event_id) == bool(status):
+        err.print("give an event id or --status, not both")
+        sys.exit(2)
+    ctx = _context()
+    try:
+        results = replay_status(ctx, status) if status else [replay_one(ctx, event_id)]
+    except KeyError:
+        err.print(f"event {event_id} not found")
+        sys.exit(1)
+    _table("replay", ["id", "status", "action", "detail"], [[r.id, r.status, r.action, r.detail] for r in results])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Settings read from the environment (and an optional `.env` file).
+
+Every variable the contract names is parsed here, once; a bad value fails at
+start with one line naming the variable (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+
+class ConfigError(Exception):
+    """A configuration variable has a value we cannot use."""
+
+
+def secret_bytes(secret: str) -> bytes:
+    """`whsec_<base64>` is used as its decoded bytes, anything else as UTF-8."""
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret[len("whsec_") :], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ConfigError("ORDERHOOKS_SECRETS: a whsec_ secret is not valid base64") from exc
+    return secret.encode()
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name}: expected 1 or 0, got {raw!r}")
+
+
+def _delays(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    parts = _list(env, name)
+    if not parts:
+        return default
+    try:
+        delays = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"{name}: expected comma-separated whole seconds, got {env[name]!r}") from None
+    if any(d < 0 for d in delays):
+        raise ConfigError(f"{name}: delays cannot be negative")
+    return delays
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = None
+    data_dir: Path = Path(".orderhooks")
+    secrets: tuple[str, ...] = ()
+    insecure_no_verify: bool = False
+    api_token: str | None = None
+    handler_modules: tuple[str, ...] = ()
+    max_body: int = 1_048_576
+    tolerance: int = 300
+    port: int = 8000
+    prefix: str = "orderhooks:"
+    queue: str = "orderhooks"
+    # Handler retries: one delay (seconds) per retry, Stripe-like growing backoff.
+    retry_delays: tuple[int, ...] = (10, 60, 300, 1800, 7200)
+    # Seconds an event may stay `queued` before the worker's sweeper re-enqueues it.
+    recover_after: float = 60.0
+    # Retention of stored events and de-duplication keys (seconds).
+    event_ttl: int = 30 * 24 * 3600
+    # Intake group commit: the most deliveries written in one Redis round trip.
+    intake_batch: int = 256
+    web_concurrency: int = 1
+    log_format: str = "auto"
+    secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
+
+    def __repr__(self) -> str:  # never show secrets or tokens
+        return f"Settings(redis_url={self.redis_url!r}, prefix={self.prefix!r}, secrets=<{len(self.secrets)}>)"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path = ".env") -> Settings:
+        env: dict[str, str] = {}
+        if environ is None:
+            if Path(env_file).is_file():
+                env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+            env.update(os.environ)
+        else:
+            env.update(environ)
+        secrets = _list(env, "ORDERHOOKS_SECRETS")
+        prefix = env.get("ORDERHOOKS_PREFIX", "orderhooks:") or "orderhooks:"
+        log_format = env.get("ORDERHOOKS_LOG_FORMAT", "auto").strip().lower() or "auto"
+        if log_format not in ("auto", "json", "console"):
+            raise ConfigError(f"ORDERHOOKS_LOG_FORMAT: expected auto, json or console, got {log_format!r}")
+        return cls(
+            redis_url=env.get("REDIS_URL") or None,
+            data_dir=Path(env.get("ORDERHOOKS_DATA_DIR") or ".orderhooks"),
+            secrets=secrets,
+            secret_keys=tuple(secret_bytes(s) for s in secrets),
+            insecure_no_verify=_flag(env, "ORDERHOOKS_INSECURE_NO_VERIFY"),
+            api_token=env.get("ORDERHOOKS_API_TOKEN") or None,
+            handler_modules=_list(env, "ORDERHOOKS_HANDLERS"),
+            max_body=_int(env, "ORDERHOOKS_MAX_BODY", 1_048_576, minimum=1),
+            tolerance=_int(env, "ORDERHOOKS_TOLERANCE", 300, minimum=1),
+            port=_int(env, "PORT", 8000, minimum=1),
+            prefix=prefix,
+            queue=env.get("ORDERHOOKS_QUEUE") or "orderhooks",
+            retry_delays=_delays(env, "ORDERHOOKS_RETRY_DELAYS", (10, 60, 300, 1800, 7200)),
+            recover_after=_float(env, "ORDERHOOKS_RECOVER_AFTER", 60.0, minimum=1.0),
+            event_ttl=_int(env, "ORDERHOOKS_EVENT_TTL", 30 * 24 * 3600, minimum=60),
+            intake_batch=_int(env, "ORDERHOOKS_INTAKE_BATCH", 256, minimum=1),
+            web_concurrency=_int(env, "WEB_CONCURRENCY", 1, minimum=1),
+            log_format=log_format,
+        )
+
+    def require_verification(self) -> None:
+        """The receiver refuses to start without secrets unless explicitly told."""
+        if not self.secrets and not self.insecure_no_verify:
+            raise ConfigError(
+                "ORDERHOOKS_SECRETS: no webhook secret set; "
+                "set it, or ORDERHOOKS_INSECURE_NO_VERIFY=1 for local testing"
+            )

@@ -1,0 +1,1 @@
+"""The HTTP edge: verification, intake and the read API."""

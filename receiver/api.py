@@ -1,0 +1,178 @@
+"""The read API, shaped like Genstore's Orders API; token in `X-Genstore-Access-Token`."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+
+import redis
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from workers import queries
+from workers.keys import STATUSES
+from workers.records import load_event
+
+TOKEN_HEADER = "x-genstore-access-token"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 250
+
+
+class BadParameter(Exception):
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+
+
+def _error(status: int, message: str, **extra) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, **extra)
+
+
+def authorized(request: Request) -> bool:
+    expected = request.app.state.settings.api_token
+    given = request.headers.get(TOKEN_HEADER, "")
+    if not expected:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def _limit(params, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
+    raw = params.get("limit")
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise BadParameter("limit", f"a whole number from 1 to {maximum}")
+    return int(raw)
+
+
+def _time(params, name: str) -> datetime | None:
+    raw = params.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace(" ", "+"))
+    except ValueError:
+        raise BadParameter(name, "an ISO 8601 time with offset, e.g. 2024-01-01T00:00:00-05:00") from None
+    if value.tzinfo is None:
+        raise BadParameter(name, "the time needs an offset, e.g. 2024-01-01T00:00:00Z")
+    return value
+
+
+def _order_filter(params) -> queries.OrderFilter:
+    status = params.get("status") or "any"
+    if status not in queries.ORDER_STATUSES:
+        raise BadParameter("status", "one of " + ", ".join(queries.ORDER_STATUSES))
+    known = {"limit", "sinceId", "financialStatus", "fulfillmentStatus", "status", "updatedAtMin",
+             "updatedAtMax", "shop"}
+    for name in params.keys():
+        if name not in known:
+            raise BadParameter(name, "unknown parameter")
+    return queries.OrderFilter(
+        since_id=params.get("sinceId") or None,
+        financial_status=params.get("financialStatus") or None,
+        fulfillment_status=params.get("fulfillmentStatus") or None,
+        status=status,
+        updated_at_min=_time(params, "updatedAtMin"),
+        updated_at_max=_time(params, "updatedAtMax"),
+    )
+
+
+def _shop(request: Request, ctx) -> str | None:
+    shop = (request.query_params.get("shop") or "").strip().lower()
+    if shop:
+        return shop
+    known = queries.shops(ctx.redis, ctx.keys)
+    if len(known) > 1:
+        raise BadParameter("shop", "required when several shops are known: " + ", ".join(known))
+    return known[0] if known else None
+
+
+def protected(endpoint):
+    async def wrapper(request: Request) -> Response:
+        if not authorized(request):
+            return _error(401, "missing or wrong X-Genstore-Access-Token")
+        ctx = request.app.state.ctx
+        try:
+            return await run_in_threadpool(endpoint, request, ctx)
+        except BadParameter as exc:
+            return _error(400, str(exc), headers={})
+        except redis.RedisError:
+            return _error(503, "storage unavailable, retry later", headers={"Retry-After": "5"})
+
+    wrapper.__name__ = endpoint.__name__
+    return wrapper
+
+
+@protected
+def list_orders(request: Request, ctx) -> Response:
+    params = request.query_params
+    flt = _order_filter(params)
+    limit = _limit(params)
+    shop = _shop(request, ctx)
+    orders = queries.list_orders(ctx.redis, ctx.keys, shop, flt, limit) if shop else []
+    return JSONResponse({"orders": orders})
+
+
+@protected
+def count_orders(request: Request, ctx) -> Response:
+    params = request.query_params
+    flt = _order_filter(params)
+    _limit(params)
+    shop = _shop(request, ctx)
+    return JSONResponse({"count": queries.count_orders(ctx.redis, ctx.keys, shop, flt) if shop else 0})
+
+
+@protected
+def get_order(request: Request, ctx) -> Response:
+    shop = _shop(request, ctx)
+    order_id = request.path_params["order_id"]
+    order = queries.get_order(ctx.redis, ctx.keys, shop, order_id) if shop else None
+    if order is None:
+        return _error(404, f"order {order_id} not found")
+    return JSONResponse({"order": order})
+
+
+@protected
+def list_events(request: Request, ctx) -> Response:
+    params = request.query_params
+    for name in params.keys():
+        if name not in ("topic", "status", "orderId", "shop", "limit"):
+            raise BadParameter(name, "unknown parameter")
+    status = params.get("status") or None
+    if status and status not in STATUSES:
+        raise BadParameter("status", "one of " + ", ".join(STATUSES))
+    records = queries.list_events(
+        ctx.redis, ctx.keys, topic=params.get("topic") or None, status=status,
+        order_id=params.get("orderId") or None, shop=(params.get("shop") or "").lower() or None,
+        limit=_limit(params),
+    )
+    return JSONResponse({"events": [r.summary() for r in records]})
+
+
+@protected
+def get_event(request: Request, ctx) -> Response:
+    event_id = request.path_params["event_id"]
+    record = load_event(ctx.redis, ctx.keys, event_id)
+    if record is None:
+        return _error(404, f"event {event_id} not found")
+    return JSONResponse({"event": record.detail()})
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    ctx = request.app.state.ctx
+    try:
+        await run_in_threadpool(ctx.redis.ping)
+    except redis.RedisError as exc:
+        return JSONResponse({"status": "unavailable", "redis": type(exc).__name__}, status_code=503,
+                            headers={"Retry-After": "5"})
+    return JSONResponse({"status": "ok", "redis": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,59 @@
+"""The Starlette application."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from orderhooks import logs
+from orderhooks.config import Settings
+from receiver import api
+from receiver.groupcommit import GroupWriter
+from receiver.intake import genstore_webhook
+from workers.context import Context, connect
+from workers.intake import Delivery, store_deliveries
+
+API = "/api/202412"
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    settings.require_verification()
+    if not settings.redis_url:
+        raise SystemExit("REDIS_URL: not set (orderhooks dev starts an embedded Redis and sets it)")
+    logs.configure(settings.log_format)
+    redis = connect(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    ctx = Context.create(settings, redis=redis, load=False)
+
+    def store(deliveries: Sequence[Delivery]) -> list[bool]:
+        return store_deliveries(ctx.redis, ctx.keys, ctx.queue, deliveries, settings.event_ttl)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        app.state.writer = GroupWriter(store, settings.intake_batch)
+        try:
+            yield
+        finally:
+            app.state.writer.close()
+            redis.close()
+
+    app = Starlette(
+        routes=[
+            Route("/webhooks/genstore", genstore_webhook, methods=["POST"]),
+            Route(f"{API}/orders", api.list_orders),
+            Route(f"{API}/orders/count", api.count_orders),
+            Route(f"{API}/orders/{{order_id}}", api.get_order),
+            Route("/api/events", api.list_events),
+            Route("/api/events/{event_id:path}", api.get_event),
+            Route("/healthz", api.healthz),
+            Route("/readyz", api.readyz),
+            Route("/metrics", api.metrics),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.ctx = ctx
+    return app

@@ -1,0 +1,116 @@
+"""`POST /webhooks/genstore`: size → signature → duplicate → topic → normalize → store.
+
+A 2xx is sent only once the delivery is durably in Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import redis
+import structlog
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
+
+from receiver import metrics
+from receiver.verify import VerificationError, verify
+from workers.intake import Delivery, make_delivery
+
+log = structlog.get_logger("orderhooks.intake")
+
+MAX_ID_LENGTH = 200
+RETRY_AFTER = "5"
+RECORDED_HEADERS = (
+    "x-genstore-topic", "x-genstore-shop-domain", "x-genstore-event-id", "x-genstore-webhook-id",
+    "x-genstore-triggered-at", "x-genstore-api-version", "webhook-id", "webhook-timestamp",
+    "content-type", "user-agent",
+)
+MASKED_HEADERS = ("x-genstore-hmac-sha256", "webhook-signature")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read at most `limit` bytes; stop reading (and raise) as soon as the body is larger."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise BodyTooLarge
+        except ValueError:
+            pass
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def event_id_for(headers, topic: str, shop: str, body: bytes, standard_id: str | None) -> str:
+    value = standard_id or headers.get("x-genstore-event-id") or headers.get("x-genstore-webhook-id")
+    if value:
+        value = value.strip()
+    if not value or len(value) > MAX_ID_LENGTH or any(c.isspace() for c in value):
+        seed = value.encode() if value else f"{topic}\n{shop}\n".encode() + body
+        value = "sha256:" + hashlib.sha256(seed).hexdigest()
+    return value
+
+
+def recorded_headers(headers) -> dict[str, str]:
+    kept = {k: headers[k] for k in RECORDED_HEADERS if k in headers}
+    for k in MASKED_HEADERS:
+        if k in headers:
+            kept[k] = "****"
+    return kept
+
+
+def _answer(outcome: str, status: int, body: dict, topic: str, **extra) -> JSONResponse:
+    metrics.DELIVERIES.labels(topic=metrics.topic_label(topic), outcome=outcome).inc()
+    return JSONResponse(body, status_code=status, **extra)
+
+
+async def genstore_webhook(request: Request) -> JSONResponse:
+    started = time.perf_counter()
+    state = request.app.state
+    settings = state.settings
+    topic = request.headers.get("x-genstore-topic", "").strip()
+    shop = request.headers.get("x-genstore-shop-domain", "").strip().lower()
+    try:
+        body = await read_body(request, settings.max_body)
+    except BodyTooLarge:
+        return _answer("too_large", 413, {"error": f"body larger than {settings.max_body} bytes"}, topic,
+                       headers={"Connection": "close"})
+    except ClientDisconnect:
+        return _answer("disconnected", 400, {"error": "client disconnected"}, topic)
+    standard_id = None
+    if not settings.insecure_no_verify or settings.secret_keys:
+        try:
+            standard_id = verify(request.headers, body, settings.secret_keys, settings.tolerance)
+        except VerificationError as exc:
+            log.info("delivery_unauthorized", topic=topic, shop=shop, reason=str(exc))
+            return _answer("unauthorized", 401, {"error": str(exc)}, topic)
+    event_id = event_id_for(request.headers, topic, shop, body, standard_id)
+    delivery: Delivery = make_delivery(event_id, topic, shop, body, headers=recorded_headers(request.headers))
+    bound = log.bind(event_id=event_id, topic=topic, shop=shop, order_id=delivery.order_id)
+    try:
+        stored = await state.writer.submit(delivery)
+    except redis.RedisError as exc:
+        bound.warning("delivery_unavailable", error=type(exc).__name__)
+        return _answer("unavailable", 503, {"error": "storage unavailable, retry later"}, topic,
+                       headers={"Retry-After": RETRY_AFTER})
+    metrics.ACK_SECONDS.observe(time.perf_counter() - started)
+    if not stored:
+        bound.info("delivery_duplicate")
+        return _answer("duplicate", 200, {"id": event_id, "status": "duplicate"}, topic)
+    bound.info("delivery_stored", status=delivery.status, reason=delivery.error)
+    if delivery.status == "ignored":
+        return _answer("ignored", 200, {"id": event_id, "status": "ignored"}, topic)
+    if delivery.status == "quarantined":
+        return _answer("quarantined", 202, {"id": event_id, "status": "quarantined", "error": delivery.error}, topic)
+    return _answer("accepted", 202, {"id": event_id, "status": "queued"}, topic)

@@ -1,0 +1,108 @@
+"""Signature verification, and nothing else.
+
+Two schemes: Genstore's `X-Genstore-Hmac-Sha256` (base64 HMAC-SHA256 of the
+raw body) and Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+`webhook-signature`), signed with the `standardwebhooks` library. If any
+`webhook-*` header is present only Standard Webhooks is tried, so a stale
+timestamp cannot be bypassed with the other scheme. Any configured secret may
+verify (rotation). Comparisons are constant-time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from standardwebhooks import Webhook
+
+GENSTORE_HEADER = "x-genstore-hmac-sha256"
+STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+
+class VerificationError(Exception):
+    """The delivery is not authentic; the message is safe to return (no secret in it)."""
+
+
+def genstore_signature(secret: bytes, body: bytes) -> str:
+    return base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest()).decode()
+
+
+def standard_signature(secret: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64>` as the standardwebhooks library signs it."""
+    stamp = datetime.fromtimestamp(timestamp, UTC)
+    return Webhook(secret).sign(msg_id, stamp, body.decode("utf-8"))
+
+
+def _b64(value: str) -> bytes | None:
+    try:
+        return base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _verify_genstore(headers: Mapping[str, str], body: bytes, secrets: Sequence[bytes]) -> None:
+    given = headers.get(GENSTORE_HEADER)
+    if not given:
+        raise VerificationError("missing signature: send X-Genstore-Hmac-Sha256 or Standard Webhooks headers")
+    given_bytes = _b64(given)
+    if given_bytes is None:
+        raise VerificationError("X-Genstore-Hmac-Sha256 is not base64")
+    matched = False
+    for secret in secrets:  # no early exit: every secret is tried
+        expected = hmac.new(secret, body, hashlib.sha256).digest()
+        matched |= hmac.compare_digest(expected, given_bytes)
+    if not matched:
+        raise VerificationError("signature does not match")
+
+
+def _verify_standard(
+    headers: Mapping[str, str], body: bytes, secrets: Sequence[bytes], tolerance: int, now: float
+) -> str:
+    msg_id, stamp, signatures = (headers.get(h, "") for h in STANDARD_HEADERS)
+    if not (msg_id and stamp and signatures):
+        raise VerificationError(
+            "incomplete Standard Webhooks headers: need webhook-id, webhook-timestamp, webhook-signature"
+        )
+    try:
+        timestamp = int(stamp)
+    except ValueError:
+        raise VerificationError("webhook-timestamp is not a Unix time in seconds") from None
+    if abs(now - timestamp) > tolerance:
+        raise VerificationError("webhook-timestamp is outside the tolerance")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise VerificationError("body is not UTF-8, so it cannot carry a Standard Webhooks signature") from None
+    given = []
+    for part in signatures.split():
+        version, _, sig = part.partition(",")
+        decoded = _b64(sig) if version == "v1" else None
+        if decoded is not None:
+            given.append(decoded)
+    matched = False
+    for secret in secrets:
+        expected = _b64(standard_signature(secret, msg_id, timestamp, body).split(",", 1)[1])
+        for sig in given:
+            matched |= hmac.compare_digest(expected, sig)
+    if not matched:
+        raise VerificationError("signature does not match")
+    return msg_id
+
+
+def verify(
+    headers: Mapping[str, str], body: bytes, secrets: Sequence[bytes], tolerance: int = 300,
+    now: float | None = None,
+) -> str | None:
+    """Raise VerificationError unless authentic; return the `webhook-id` under Standard Webhooks.
+
+    `headers` must have lower-case names (Starlette's Headers do).
+    """
+    if any(h.startswith("webhook-") for h in headers.keys()):
+        return _verify_standard(headers, body, secrets, tolerance, time.time() if now is None else now)
+    _verify_genstore(headers, body, secrets)
+    return None

@@ -1,0 +1,26 @@
+"""Genstore order events: normalization into canonical models, and the pure
+projection merge rule.  No I/O; imports nothing from ``receiver`` or
+``workers``."""
+
+from .merge import MergeResult, Projection, merge, order_view
+from .normalize import NormalizationError, NormalizedEvent, normalize
+from .order import Order
+from .refund import Refund
+from .topics import ORDER_TOPICS, REFUND_TOPICS, TOPICS, UnknownTopic, topic_rank
+
+__all__ = [
+    "ORDER_TOPICS",
+    "REFUND_TOPICS",
+    "TOPICS",
+    "MergeResult",
+    "NormalizationError",
+    "NormalizedEvent",
+    "Order",
+    "Projection",
+    "Refund",
+    "UnknownTopic",
+    "merge",
+    "normalize",
+    "order_view",
+    "topic_rank",
+]

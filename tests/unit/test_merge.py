@@ -1,0 +1,258 @@
+"""The projection merge rule (schemas.merge): examples, then properties."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import cache, reduce
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import (
+    ORDER_TOPICS,
+    MergeResult,
+    NormalizedEvent,
+    Projection,
+    merge,
+    normalize,
+    order_view,
+    topic_rank,
+)
+from schemas.samples import load
+
+_BASE = json.loads(load("orders_create.json"))["order"]
+T1 = "2024-01-01T10:00:00+00:00"
+T2 = "2024-01-01T11:00:00+00:00"
+T2_ELSEWHERE = "2024-01-01T13:00:00+02:00"  # the same instant as T2
+SHOP = "acme.genmystore.com"
+
+Delivery = tuple[str, str, NormalizedEvent]  # (topic, event id, event)
+
+
+@cache
+def snapshot(updated_at: str, topic: str = "orders/update", note: str = "") -> NormalizedEvent:
+    order = {**_BASE, "updatedAt": updated_at, "note": note or f"{topic} at {updated_at}"}
+    return normalize(topic, json.dumps({"order": order}))
+
+
+@cache
+def refund(refund_id: str, amount: str = "10.00", created_at: str = T1) -> NormalizedEvent:
+    body = {
+        "refund": {
+            "refundId": refund_id,
+            "orderId": "1001",
+            "createdAt": created_at,
+            "transactions": [{"amount": amount, "currency": "USD", "kind": "refund"}],
+        }
+    }
+    return normalize("refunds/create", json.dumps(body))
+
+
+def fold(deliveries: list[Delivery], start: Projection | None = None) -> Projection:
+    def step(current: Projection | None, delivery: Delivery) -> Projection:
+        return merge(current, *delivery).projection
+
+    result = reduce(step, deliveries, start)
+    assert result is not None
+    return result
+
+
+def apply(current: Projection | None, topic: str, event_id: str, event: NormalizedEvent) -> MergeResult:
+    return merge(current, topic, event_id, event)
+
+
+# --- examples -----------------------------------------------------------------
+
+
+def test_first_snapshot_is_applied() -> None:
+    result = apply(None, "orders/create", "e1", snapshot(T1, "orders/create"))
+    assert result.outcome == "applied"
+    assert result.projection.order == snapshot(T1, "orders/create").to_json()["order"]
+    assert result.projection.version is not None and result.projection.version[1:] == (0, "e1")
+
+
+def test_newer_snapshot_replaces_the_order_whole() -> None:
+    first = apply(None, "orders/create", "e1", snapshot(T1, "orders/create")).projection
+    newer = apply(first, "orders/update", "e2", snapshot(T2, "orders/update", note="changed"))
+    assert newer.outcome == "applied"
+    assert newer.projection.order is not None and newer.projection.order["note"] == "changed"
+
+
+def test_older_snapshot_is_stale_and_changes_nothing() -> None:
+    current = apply(None, "orders/update", "e2", snapshot(T2)).projection
+    late = apply(current, "orders/create", "e1", snapshot(T1, "orders/create"))
+    assert late.outcome == "stale"
+    assert late.projection == current
+
+
+def test_the_same_event_again_is_stale() -> None:
+    current = apply(None, "orders/paid", "e1", snapshot(T1, "orders/paid")).projection
+    assert apply(current, "orders/paid", "e1", snapshot(T1, "orders/paid")).outcome == "stale"
+
+
+def test_a_tie_is_broken_by_lifecycle_rank() -> None:
+    paid = snapshot(T2, "orders/paid")
+    update = snapshot(T2_ELSEWHERE, "orders/update")  # same instant, lower rank
+    one = fold([("orders/update", "z", update), ("orders/paid", "a", paid)])
+    other = fold([("orders/paid", "a", paid), ("orders/update", "z", update)])
+    assert one == other
+    assert one.order == paid.to_json()["order"]
+    assert apply(one, "orders/update", "z", update).outcome == "stale"
+
+
+def test_cancelled_outranks_everything_at_the_same_time() -> None:
+    deliveries: list[Delivery] = [
+        (topic, f"e{i}", snapshot(T1, topic)) for i, topic in enumerate(reversed(ORDER_TOPICS))
+    ]
+    assert fold(deliveries).order == snapshot(T1, "orders/cancelled").to_json()["order"]
+
+
+def test_then_by_event_id() -> None:
+    a, b = snapshot(T1, note="from a"), snapshot(T1, note="from b")
+    one = fold([("orders/update", "b", b), ("orders/update", "a", a)])
+    assert one.order is not None and one.order["note"] == "from b"
+    assert one == fold([("orders/update", "a", a), ("orders/update", "b", b)])
+
+
+def test_a_refund_before_its_order_is_kept_and_shown_later() -> None:
+    early = apply(None, "refunds/create", "r", refund("909011"))
+    assert early.outcome == "refund_added"
+    assert early.projection.order is None and early.projection.version is None
+    assert order_view(early.projection, SHOP) is None
+    later = apply(early.projection, "orders/create", "e1", snapshot(T1, "orders/create")).projection
+    view = order_view(later, SHOP)
+    assert view is not None
+    assert [r["refundId"] for r in view["refunds"]] == ["909011"]
+    assert view["totalRefunded"] == "10.00"
+
+
+def test_a_duplicate_refund_changes_nothing() -> None:
+    current = apply(None, "refunds/create", "r1", refund("909011")).projection
+    again = apply(current, "refunds/create", "r2", refund("909011"))
+    assert again.outcome == "refund_duplicate"
+    assert again.projection == current
+
+
+def test_refunds_survive_replacement() -> None:
+    current = fold(
+        [
+            ("orders/create", "e1", snapshot(T1, "orders/create")),
+            ("refunds/create", "r1", refund("909011")),
+            ("orders/fulfilled", "e2", snapshot(T2, "orders/fulfilled")),
+        ]
+    )
+    assert set(current.refunds) == {"909011"}
+    assert current.order == snapshot(T2, "orders/fulfilled").to_json()["order"]
+
+
+def test_merge_never_mutates_its_input() -> None:
+    current = fold([("orders/create", "e1", snapshot(T1, "orders/create"))])
+    before = json.dumps(current.to_json(), sort_keys=True)
+    apply(current, "refunds/create", "r1", refund("1"))
+    apply(current, "orders/update", "e2", snapshot(T2))
+    assert json.dumps(current.to_json(), sort_keys=True) == before
+
+
+def test_order_view_adds_shop_refunds_and_total() -> None:
+    current = fold(
+        [
+            ("refunds/create", "r2", refund("b", "5", "2024-01-02T00:00:00+00:00")),
+            ("refunds/create", "r3", refund("a", "0.5", "2024-01-02T00:00:00+00:00")),
+            ("refunds/create", "r1", refund("c", "200.84", "2024-01-02T03:00:00+05:00")),  # earliest
+            ("orders/paid", "e1", snapshot(T1, "orders/paid")),
+        ]
+    )
+    view = order_view(current, SHOP)
+    assert view is not None
+    assert view["shop"] == SHOP and view["orderId"] == "1001"
+    assert [r["refundId"] for r in view["refunds"]] == ["c", "a", "b"]
+    assert view["totalRefunded"] == "206.34"
+    assert view["totalPrice"] == "409.94"
+    assert json.loads(json.dumps(view)) == view
+
+
+def test_order_view_total_formats() -> None:
+    order = ("orders/paid", "e1", snapshot(T1, "orders/paid"))
+    assert order_view(fold([order]), SHOP)["totalRefunded"] == "0.00"  # type: ignore[index]
+    three = fold([order, ("refunds/create", "r", refund("x", "1.005"))])
+    assert order_view(three, SHOP)["totalRefunded"] == "1.005"  # type: ignore[index]
+    assert order_view(None, SHOP) is None
+
+
+def test_projection_storage_round_trip() -> None:
+    current = fold(
+        [
+            ("orders/paid", "e1", snapshot(T1, "orders/paid")),
+            ("refunds/create", "r1", refund("909011")),
+        ]
+    )
+    stored = json.loads(json.dumps(current.to_json()))
+    assert Projection.from_json(stored) == current
+    assert Projection.from_json(Projection().to_json()) == Projection()
+
+
+# --- properties ---------------------------------------------------------------
+
+_TIMES = [T1, T2, T2_ELSEWHERE, "2023-12-31T23:00:00-05:00", "2024-01-01T10:00:00.000001+00:00"]
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[Delivery], list[Delivery]]:
+    """Distinct deliveries for one order, and an arrival sequence of them in
+    any order with any repetitions."""
+    event_ids = draw(st.lists(st.text("abcdef", min_size=1, max_size=3), min_size=1, max_size=7, unique=True))
+    deliveries: list[Delivery] = []
+    for event_id in event_ids:
+        topic = draw(st.sampled_from(ORDER_TOPICS))
+        updated_at = draw(st.sampled_from(_TIMES))
+        deliveries.append((topic, event_id, snapshot(updated_at, topic, note=f"by {event_id}")))
+    for refund_id in draw(st.lists(st.sampled_from(["r1", "r2", "r3"]), unique=True)):
+        amount = draw(st.sampled_from(["1.00", "2.5", "10"]))
+        deliveries.append(("refunds/create", f"refund-{refund_id}", refund(refund_id, amount)))
+    repeats = draw(st.lists(st.sampled_from(deliveries), max_size=6))
+    arrival = draw(st.permutations(deliveries + repeats))
+    return deliveries, arrival
+
+
+def _oracle_version(delivery: Delivery) -> tuple[datetime, int, str]:
+    topic, event_id, event = delivery
+    assert event.order is not None and event.order.updated_at is not None
+    return (event.order.updated_at, topic_rank(topic), event_id)  # datetimes compare as instants
+
+
+@settings(deadline=None, max_examples=200)
+@given(histories())
+def test_any_order_and_repetition_converges(history: tuple[list[Delivery], list[Delivery]]) -> None:
+    deliveries, arrival = history
+    assert fold(arrival) == fold(deliveries)
+
+
+@settings(deadline=None, max_examples=200)
+@given(histories())
+def test_the_newest_snapshot_wins(history: tuple[list[Delivery], list[Delivery]]) -> None:
+    deliveries, arrival = history
+    final = fold(arrival)
+    snapshots = [(t, e, ev) for t, e, ev in deliveries if ev.order is not None]
+    refunds = {ev.refund.refund_id for _, _, ev in deliveries if ev.refund is not None}
+    if not snapshots:
+        assert final.order is None and final.version is None
+    else:
+        topic, event_id, event = max(snapshots, key=_oracle_version)
+        assert final.order == event.to_json()["order"]
+        assert final.version is not None and final.version[1:] == (topic_rank(topic), event_id)
+    assert set(final.refunds) == refunds
+
+
+@settings(deadline=None, max_examples=100)
+@given(histories())
+def test_replaying_anything_after_the_end_changes_nothing(
+    history: tuple[list[Delivery], list[Delivery]],
+) -> None:
+    deliveries, arrival = history
+    final = fold(arrival)
+    assert Projection.from_json(json.loads(json.dumps(final.to_json()))) == final
+    for delivery in deliveries:
+        result = merge(final, *delivery)
+        assert result.outcome in ("stale", "refund_duplicate")
+        assert result.projection == final

@@ -1,0 +1,175 @@
+"""Calling the user's handlers and recording each one's outcome.
+
+Every handler's outcome is kept on the event (`handler:<name>` fields). A
+failing handler is retried alone, later, by its own RQ job
+(`workers.jobs.run_handler`) with growing delays; once the delays are spent
+it is `failed`, which makes the event `failed` until it is replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from schemas import NormalizedEvent, Order, Projection, Refund
+from workers.context import Context, rq_pipeline
+from workers.event import HandlerEvent
+from workers.handlers import Handler
+from workers.keys import STATUSES
+from workers.projection import Applied, load_projection
+from workers.records import HANDLER_FIELD, EventRecord, load_event
+from workers.scripts import SET_HANDLER_OUTCOME
+
+RUN_HANDLER_JOB = "workers.jobs.run_handler"
+log = structlog.get_logger("orderhooks.dispatch")
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def build_event(record: EventRecord, projection: Projection | None, stale: bool, attempt: int = 1) -> HandlerEvent:
+    normalized = NormalizedEvent.from_json(record.normalized) if record.normalized else None
+    order = Order.model_validate(projection.order) if projection and projection.order else None
+    refunds = [Refund.model_validate(r) for r in projection.refunds.values()] if projection else []
+    return HandlerEvent(
+        id=record.id,
+        topic=record.topic,
+        shop=record.shop,
+        orderId=record.order_id,
+        order=order,
+        refund=normalized.refund if normalized else None,
+        stale=stale,
+        source=record.source,
+        receivedAt=datetime.fromtimestamp(record.received_at, UTC),
+        raw=record.raw,
+        normalized=normalized,
+        refunds=refunds,
+        attempt=attempt,
+    )
+
+
+@dataclass
+class Outcome:
+    event_id: str
+    handler: str
+    data: dict
+    retry_in: int | None = None
+
+
+def call_handler(handler: Handler, event: HandlerEvent, attempts_before: int, delays: tuple[int, ...]) -> Outcome:
+    """Run one handler once; decide what its outcome is and whether it is retried."""
+    attempts = attempts_before + 1
+    bound = log.bind(event_id=event.id, topic=event.topic, shop=event.shop, order_id=event.orderId,
+                     handler=handler.name, attempt=attempts)
+    started = time.perf_counter()
+    try:
+        handler.func(event)
+    except Exception as exc:  # a handler's failure never stops the worker
+        error = f"{type(exc).__name__}: {exc}"
+        tb = traceback.format_exc()
+        if attempts <= len(delays):
+            delay = delays[attempts - 1]
+            bound.warning("handler_failed_will_retry", error=error, retry_in=delay)
+            return Outcome(event.id, handler.name, {
+                "status": "retrying", "attempts": attempts, "error": error, "traceback": tb,
+                "at": _now_iso(),
+                "nextAttemptAt": (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(),
+            }, retry_in=delay)
+        bound.error("handler_failed", error=error)
+        return Outcome(event.id, handler.name, {
+            "status": "failed", "attempts": attempts, "error": error, "traceback": tb, "at": _now_iso(),
+        })
+    bound.info("handler_ok", ms=round((time.perf_counter() - started) * 1000, 2))
+    return Outcome(event.id, handler.name, {"status": "ok", "attempts": attempts, "at": _now_iso()})
+
+
+def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterable[str] = ()) -> None:
+    """One round trip: every outcome, retry jobs for those that will retry, dispatch bookkeeping."""
+    keys = ctx.keys
+    script = ctx.redis.register_script(SET_HANDLER_OUTCOME)
+    statuses = " ".join(STATUSES)
+    pipe = rq_pipeline(ctx.redis)
+    for o in outcomes:
+        script(
+            keys=[keys.event(o.event_id), *keys.status_keys()],
+            args=[HANDLER_FIELD + o.handler, json.dumps(o.data), statuses],
+            client=pipe,
+        )
+        if o.retry_in is not None:
+            ctx.queue.enqueue_in(
+                timedelta(seconds=o.retry_in), RUN_HANDLER_JOB, o.event_id, o.handler,
+                pipeline=pipe, result_ttl=300, failure_ttl=7 * 24 * 3600,
+                description=f"retry {o.handler} for {o.event_id}",
+            )
+    for event_id in finished:
+        pipe.zrem(keys.dispatching, event_id)
+    pipe.execute()
+
+
+def dispatch_applied(ctx: Context, applied: list[Applied]) -> list[Outcome]:
+    """Run every matching handler for freshly applied events, then record all outcomes."""
+    outcomes = []
+    delays = ctx.settings.retry_delays
+    for a in applied:
+        event = build_event(a.record, a.projection, a.stale)
+        for handler in ctx.registry.matching(a.record.topic):
+            outcomes.append(call_handler(handler, event, 0, delays))
+    record_outcomes(ctx, outcomes, finished=[a.record.id for a in applied])
+    return outcomes
+
+
+def _current_event(ctx: Context, record: EventRecord, attempt: int) -> HandlerEvent:
+    projection = (
+        load_projection(ctx.redis, ctx.keys, record.shop, record.order_id) if record.order_id else None
+    )
+    return build_event(record, projection, record.state == "stale", attempt)
+
+
+def run_handler(ctx: Context, event_id: str, name: str) -> Outcome | None:
+    """Retry one handler of one event (the projection is not re-applied)."""
+    record = load_event(ctx.redis, ctx.keys, event_id)
+    handler = ctx.registry.get(name)
+    if record is None:
+        log.warning("retry_event_gone", event_id=event_id, handler=name)
+        return None
+    previous = record.handlers.get(name, {})
+    if previous.get("status") == "ok":
+        return None
+    if handler is None:
+        outcome = Outcome(event_id, name, {
+            "status": "failed", "attempts": previous.get("attempts", 0),
+            "error": f"handler {name} is not registered in this worker", "at": _now_iso(),
+        })
+    else:
+        attempts = int(previous.get("attempts", 0))
+        event = _current_event(ctx, record, attempts + 1)
+        cycle_start = int(previous.get("cycleStart", 0))
+        outcome = call_handler(handler, event, attempts - cycle_start, ctx.settings.retry_delays)
+        outcome.data["attempts"] = attempts + 1
+        if cycle_start:
+            outcome.data["cycleStart"] = cycle_start
+    record_outcomes(ctx, [outcome])
+    return outcome
+
+
+def resume_pending(ctx: Context, event_id: str) -> list[Outcome]:
+    """After a crash: run the handlers of an applied event that have no recorded outcome."""
+    record = load_event(ctx.redis, ctx.keys, event_id)
+    if record is None or record.status not in ("processed", "stale", "failed"):
+        ctx.redis.zrem(ctx.keys.dispatching, event_id)
+        return []
+    event = _current_event(ctx, record, 1)
+    outcomes = []
+    for name, data in record.handlers.items():
+        handler = ctx.registry.get(name)
+        if data.get("status") == "pending" and handler is not None:
+            outcomes.append(call_handler(handler, event, 0, ctx.settings.retry_delays))
+    record_outcomes(ctx, outcomes, finished=[event_id])
+    return outcomes

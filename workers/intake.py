@@ -1,0 +1,115 @@
+"""Storing verified deliveries: many in one Redis round trip.
+
+`triage` decides, without I/O, what a verified delivery becomes (queued,
+ignored or quarantined); `store_deliveries` writes a whole group of them,
+de-duplicated atomically per event, and enqueues one RQ job for the group's
+new events, all in one pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from redis import Redis
+from rq import Queue
+
+from schemas import TOPICS, NormalizationError, normalize
+from workers.context import rq_pipeline
+from workers.keys import Keys
+from workers.scripts import STORE_EVENT
+
+PROCESS_JOB = "workers.jobs.process_events"
+
+
+@dataclass
+class Delivery:
+    """One verified delivery, triaged and ready to store."""
+
+    id: str
+    topic: str
+    shop: str
+    raw: bytes
+    received_at: float = field(default_factory=time.time)
+    headers: dict[str, str] = field(default_factory=dict)
+    source: str = "webhook"
+    status: str = "queued"
+    normalized: dict | None = None
+    order_id: str | None = None
+    error: str | None = None
+
+    def fields(self) -> list[bytes | str]:
+        values: dict[str, bytes | str] = {
+            "id": self.id,
+            "topic": self.topic,
+            "shop": self.shop,
+            "source": self.source,
+            "received_at": repr(self.received_at),
+            "headers": json.dumps(self.headers, sort_keys=True),
+            "raw": self.raw,
+            "status": self.status,
+            "attempts": "0",
+        }
+        if self.normalized is not None:
+            values["normalized"] = json.dumps(self.normalized, separators=(",", ":"))
+        if self.order_id:
+            values["order_id"] = self.order_id
+        if self.error:
+            values["error"] = self.error
+        flat: list[bytes | str] = []
+        for k, v in values.items():
+            flat += [k, v]
+        return flat
+
+
+def triage(topic: str, shop: str, raw: bytes) -> tuple[str, dict | None, str | None, str | None]:
+    """Pure: (status, normalized json, order id, error) for a verified delivery."""
+    if topic not in TOPICS:
+        return "ignored", None, None, f"unknown topic {topic!r}"
+    if not shop:
+        return "quarantined", None, None, "no shop: the X-Genstore-Shop-Domain header is missing"
+    try:
+        event = normalize(topic, raw)
+    except NormalizationError as exc:
+        return "quarantined", None, None, exc.reason
+    return "queued", event.to_json(), event.order_id, None
+
+
+def make_delivery(event_id: str, topic: str, shop: str, raw: bytes, **extra) -> Delivery:
+    status, normalized, order_id, error = triage(topic, shop, raw)
+    return Delivery(
+        id=event_id, topic=topic, shop=shop, raw=raw, status=status,
+        normalized=normalized, order_id=order_id, error=error, **extra,
+    )
+
+
+def enqueue_processing(queue: Queue, ids: list[str], pipeline=None) -> None:
+    queue.enqueue_call(
+        PROCESS_JOB, args=(ids,), pipeline=pipeline,
+        result_ttl=300, failure_ttl=7 * 24 * 3600, timeout=600,
+        description=f"process {len(ids)} event(s)",
+    )
+
+
+def store_deliveries(
+    redis: Redis, keys: Keys, queue: Queue, deliveries: Sequence[Delivery], ttl: int
+) -> list[bool]:
+    """Store a group in one round trip; True for each newly stored delivery, False for a duplicate."""
+    script = redis.register_script(STORE_EVENT)
+    pipe = rq_pipeline(redis)
+    for d in deliveries:
+        order_key = keys.order_events(d.shop, d.order_id) if d.order_id else keys.event(d.id)
+        script(
+            keys=[keys.event(d.id), keys.events, keys.events_by_status(d.status),
+                  keys.events_by_topic(d.topic), order_key],
+            args=[repr(d.received_at), ttl, d.id, "1" if d.order_id else "0", *d.fields()],
+            client=pipe,
+        )
+    queued = list(dict.fromkeys(d.id for d in deliveries if d.status == "queued"))
+    if queued:
+        # A duplicate of an event still waiting is listed too: applying is exactly-once.
+        enqueue_processing(queue, queued, pipeline=pipe)
+    results = pipe.execute()
+    return [bool(r) for r in results[: len(deliveries)]]

@@ -1,0 +1,132 @@
+"""Reading the projection and the event log (read API and CLI)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis import Redis
+
+from schemas import Projection, order_view
+from workers.keys import Keys
+from workers.records import EventRecord, load_events
+
+ORDER_STATUSES = ("open", "closed", "cancelled", "any")
+
+
+def order_sort_key(order_id: str) -> tuple:
+    """Numeric ids compare as numbers, and come before any other ids."""
+    return (0, int(order_id), "") if order_id.isdigit() else (1, 0, order_id)
+
+
+def shops(redis: Redis, keys: Keys) -> list[str]:
+    return sorted(s.decode() for s in redis.smembers(keys.shops))
+
+
+def get_order(redis: Redis, keys: Keys, shop: str, order_id: str) -> dict | None:
+    raw = redis.get(keys.order(shop, order_id))
+    return order_view(Projection.from_json(json.loads(raw)), shop) if raw else None
+
+
+@dataclass
+class OrderFilter:
+    since_id: str | None = None
+    financial_status: str | None = None
+    fulfillment_status: str | None = None
+    status: str = "any"
+    updated_at_min: datetime | None = None
+    updated_at_max: datetime | None = None
+
+    def accepts(self, order: dict) -> bool:
+        if self.financial_status and order.get("financialStatus") != self.financial_status:
+            return False
+        if self.fulfillment_status and order.get("fulfillmentStatus") != self.fulfillment_status:
+            return False
+        if self.status == "open" and (order.get("closedAt") or order.get("cancelledAt")):
+            return False
+        if self.status == "closed" and not order.get("closedAt"):
+            return False
+        if self.status == "cancelled" and not order.get("cancelledAt"):
+            return False
+        if self.updated_at_min or self.updated_at_max:
+            updated = datetime.fromisoformat(order["updatedAt"]) if order.get("updatedAt") else None
+            if updated is None:
+                return False
+            if self.updated_at_min and updated < self.updated_at_min:
+                return False
+            if self.updated_at_max and updated > self.updated_at_max:
+                return False
+        return True
+
+
+def iter_orders(redis: Redis, keys: Keys, shop: str, flt: OrderFilter, chunk: int = 500) -> Iterator[dict]:
+    """Orders of a shop in order-id order, filtered; read in chunks of `chunk`."""
+    ids = sorted((i.decode() for i in redis.smembers(keys.orders(shop))), key=order_sort_key)
+    if flt.since_id is not None:
+        after = order_sort_key(flt.since_id)
+        ids = [i for i in ids if order_sort_key(i) > after]
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        for raw in redis.mget([keys.order(shop, i) for i in part]):
+            if not raw:
+                continue
+            view = order_view(Projection.from_json(json.loads(raw)), shop)
+            if view is not None and flt.accepts(view):
+                yield view
+
+
+def list_orders(redis: Redis, keys: Keys, shop: str, flt: OrderFilter, limit: int) -> list[dict]:
+    out = []
+    for order in iter_orders(redis, keys, shop, flt):
+        out.append(order)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def count_orders(redis: Redis, keys: Keys, shop: str, flt: OrderFilter) -> int:
+    return sum(1 for _ in iter_orders(redis, keys, shop, flt))
+
+
+def list_events(
+    redis: Redis, keys: Keys, *, topic: str | None = None, status: str | None = None,
+    order_id: str | None = None, shop: str | None = None, limit: int = 50, chunk: int = 200,
+) -> list[EventRecord]:
+    """Newest first. The narrowest index is scanned; other filters are applied while reading."""
+    if order_id and shop:
+        index = keys.order_events(shop, order_id)
+    elif order_id:
+        index = None
+        ids: list[str] = []
+        for s in shops(redis, keys):
+            ids += [i.decode() for i in redis.zrange(keys.order_events(s, order_id), 0, -1)]
+    elif status:
+        index = keys.events_by_status(status)
+    elif topic:
+        index = keys.events_by_topic(topic)
+    else:
+        index = keys.events
+    out: list[EventRecord] = []
+    start = 0
+    while len(out) < limit:
+        if index is None:
+            if start:
+                break
+            page = ids
+        else:
+            page = [i.decode() for i in redis.zrevrange(index, start, start + chunk - 1)]
+        if not page:
+            break
+        start += chunk
+        for rec in load_events(redis, keys, page):
+            if rec is None:
+                continue
+            if (topic and rec.topic != topic) or (status and rec.status != status):
+                continue
+            if (shop and rec.shop != shop) or (order_id and rec.order_id != order_id):
+                continue
+            out.append(rec)
+    out.sort(key=lambda r: (r.received_at, r.id), reverse=True)
+    return out[:limit]

@@ -1,0 +1,124 @@
+"""Lua scripts: each one event's (or one order's) writes, applied atomically.
+
+Key names never appear here: callers pass them in KEYS, built by `workers.keys`.
+"""
+
+from __future__ import annotations
+
+# KEYS: event, events, status zset, topic zset, order history zset
+# ARGV: score, ttl, id, has_order (1/0), then field, value pairs for the event hash
+# Returns 1 when stored, 0 when an event with this id is already stored.
+STORE_EVENT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local fields = {}
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[1], ARGV[3])
+if ARGV[4] == '1' then redis.call('ZADD', KEYS[5], ARGV[1], ARGV[3]) end
+return 1
+"""
+
+# Compare-and-set of one order's projection together with the status of the
+# events that produced it.
+# KEYS: order, orders index, shops, queued zset, dispatch zset, then per event: event, its new status zset
+# ARGV: expected projection ('' = none), new projection, order id, shop, processed_at,
+#       then per event: status, field/value count n, n field/value pairs
+# Returns 1 on success, -1 when the projection changed since it was read,
+# -2 when one of the events is no longer queued (another worker applied it).
+APPLY_ORDER = """
+local current = redis.call('GET', KEYS[1]) or ''
+if current ~= ARGV[1] then return -1 end
+local nevents = (#KEYS - 5) / 2
+local a = 6
+for e = 1, nevents do
+  local ek = KEYS[5 + 2 * e - 1]
+  if redis.call('HGET', ek, 'status') ~= 'queued' then return -2 end
+  local n = tonumber(ARGV[a + 1])
+  a = a + 2 + n
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+a = 6
+for e = 1, nevents do
+  local ek = KEYS[5 + 2 * e - 1]
+  local zk = KEYS[5 + 2 * e]
+  local status = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  local fields = {'status', status, 'processed_at', ARGV[5]}
+  for i = a + 2, a + 1 + n do fields[#fields + 1] = ARGV[i] end
+  redis.call('HSET', ek, unpack(fields))
+  redis.call('HINCRBY', ek, 'attempts', 1)
+  local id = redis.call('HGET', ek, 'id')
+  local score = redis.call('ZSCORE', KEYS[4], id)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZADD', zk, score or ARGV[5], id)
+  redis.call('ZADD', KEYS[5], ARGV[5], id)
+  a = a + 2 + n
+end
+return 1
+"""
+
+# Record one handler's outcome and recompute the event's status from all of them.
+# KEYS: event, then the zset of every status in workers.keys.STATUSES order
+# ARGV: handler field name, outcome json, statuses (space separated, same order as the zsets)
+# The status becomes 'failed' while any handler is failed, else the event's base state.
+SET_HANDLER_OUTCOME = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local all = redis.call('HGETALL', KEYS[1])
+local failed = false
+local state = nil
+local current = nil
+local id = nil
+for i = 1, #all, 2 do
+  local f = all[i]
+  if string.sub(f, 1, 8) == 'handler:' then
+    local ok, o = pcall(cjson.decode, all[i + 1])
+    if ok and o['status'] == 'failed' then failed = true end
+  elseif f == 'state' then state = all[i + 1]
+  elseif f == 'status' then current = all[i + 1]
+  elseif f == 'id' then id = all[i + 1]
+  end
+end
+local new = state or current
+if failed then new = 'failed' end
+if new ~= current then
+  local names = {}
+  for s in string.gmatch(ARGV[3], '%S+') do names[#names + 1] = s end
+  local score = nil
+  for i, s in ipairs(names) do
+    if s == current then score = redis.call('ZSCORE', KEYS[1 + i], id); redis.call('ZREM', KEYS[1 + i], id) end
+  end
+  for i, s in ipairs(names) do
+    if s == new then redis.call('ZADD', KEYS[1 + i], score or 0, id) end
+  end
+  redis.call('HSET', KEYS[1], 'status', new)
+end
+return new
+"""
+
+# Move an event to a new status (replay), keeping its received-time score.
+# KEYS: event, then the zset of every status in STATUSES order
+# ARGV: new status, statuses (space separated), then field/value pairs to set
+SET_STATUS = """
+local id = redis.call('HGET', KEYS[1], 'id')
+if not id then return 0 end
+local current = redis.call('HGET', KEYS[1], 'status')
+local names = {}
+for s in string.gmatch(ARGV[2], '%S+') do names[#names + 1] = s end
+local score = nil
+for i, s in ipairs(names) do
+  local z = redis.call('ZSCORE', KEYS[1 + i], id)
+  if z then score = z; redis.call('ZREM', KEYS[1 + i], id) end
+end
+for i, s in ipairs(names) do
+  if s == ARGV[1] then redis.call('ZADD', KEYS[1 + i], score or 0, id) end
+end
+local fields = {'status', ARGV[1]}
+for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+return 1
+"""
