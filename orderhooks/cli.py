@@ -98,7 +98,9 @@ def dev(host: str) -> None:
         subprocess.Popen([*cmd, "worker"], env=env),
     ]
     url = f"http://{host}:{settings.port}"
-    secret_note = "(from ORDERHOOKS_SECRETS)" if settings.secrets else env.get("ORDERHOOKS_SECRETS", "(verification off)")
+    secret_note = (
+        "(from ORDERHOOKS_SECRETS)" if settings.secrets else env.get("ORDERHOOKS_SECRETS", "(verification off)")
+    )
     console.print(f"""[bold]orderhooks dev[/bold] is running
   Redis          {env['REDIS_URL']}{'  (embedded, AOF under ' + str(settings.data_dir) + ')' if embedded else ''}
   Register       [bold]{url}/webhooks/genstore[/bold]
