@@ -93,9 +93,10 @@ def dev(host: str) -> None:
         env["ORDERHOOKS_API_TOKEN"] = _dev_token(settings.data_dir)
     env.setdefault("ORDERHOOKS_LOG_FORMAT", "console")
     cmd = [sys.executable, "-m", "orderhooks.cli"]
+    # Own sessions: only this process signals them, once, so each shuts down warm.
     children = [
-        subprocess.Popen([*cmd, "web", "--host", host], env=env),
-        subprocess.Popen([*cmd, "worker"], env=env),
+        subprocess.Popen([*cmd, "web", "--host", host], env=env, start_new_session=True),
+        subprocess.Popen([*cmd, "worker"], env=env, start_new_session=True),
     ]
     url = f"http://{host}:{settings.port}"
     secret_note = (
