@@ -1,0 +1,163 @@
+"""The worker's pipeline in-process against the real Redis: exactly-once apply,
+per-handler retries, replay and the sweeper."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from rq.registry import ScheduledJobRegistry
+
+from schemas.samples import example_for_topic
+from workers import jobs
+from workers.dispatch import run_handler
+from workers.handlers import on
+from workers.intake import make_delivery, store_deliveries
+from workers.projection import apply_events
+from workers.queries import get_order
+from workers.records import load_event
+from workers.replay import replay
+from workers.runner import sweep
+
+SHOP = "acme.genmystore.com"
+
+
+def store(ctx, topic: str, event_id: str, body: bytes | None = None):
+    d = make_delivery(event_id, topic, SHOP, body if body is not None else example_for_topic(topic))
+    return store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ctx.settings.event_ttl)[0]
+
+
+def payload(order_id: str, updated_at: str) -> bytes:
+    data = json.loads(example_for_topic("orders/update"))
+    data["order"].update(orderId=order_id, updatedAt=updated_at)
+    return json.dumps(data).encode()
+
+
+def test_store_is_atomic_dedupe(ctx):
+    assert store(ctx, "orders/create", "e1") is True
+    assert store(ctx, "orders/create", "e1") is False
+    assert ctx.redis.zcard(ctx.keys.events) == 1
+    assert ctx.queue.count == 2  # the duplicate's job finds nothing left to apply
+
+
+def test_concurrent_workers_apply_each_event_exactly_once(ctx):
+    calls = []
+    on("*")(lambda event: calls.append(event.id))
+    ids = [f"c{i}" for i in range(40)]
+    for i, event_id in enumerate(ids):
+        store(ctx, "orders/update", event_id, payload(str(i % 5), f"2024-01-01T00:00:{i:02d}Z"))
+    barrier = threading.Barrier(4)
+
+    def work():
+        barrier.wait()
+        jobs.process_events(ids)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(calls) == sorted(ids), "every handler call happens once"
+    for event_id in ids:
+        assert load_event(ctx.redis, ctx.keys, event_id).attempts == 1
+    for n in range(5):
+        newest = max(i for i in range(40) if i % 5 == n)
+        assert get_order(ctx.redis, ctx.keys, SHOP, str(n))["updatedAt"] == f"2024-01-01T00:00:{newest:02d}Z"
+
+
+def test_failing_handler_retries_alone_then_fails_and_replays(ctx):
+    state = {"ok_calls": 0, "broken": True, "flaky_calls": 0}
+
+    @on("orders/paid")
+    def steady(event):
+        state["ok_calls"] += 1
+
+    @on("orders/*")
+    def flaky(event):
+        state["flaky_calls"] += 1
+        if state["broken"]:
+            raise ValueError("downstream is down")
+
+    store(ctx, "orders/paid", "p1")
+    jobs.process_events(["p1"])
+    name = f"{flaky.__module__}.{flaky.__qualname__}"
+    rec = load_event(ctx.redis, ctx.keys, "p1")
+    assert rec.status == "processed"
+    assert rec.handlers[name]["status"] == "retrying" and rec.handlers[name]["attempts"] == 1
+    assert "downstream is down" in rec.handlers[name]["error"]
+    assert ScheduledJobRegistry(queue=ctx.queue).count == 1, "the retry is scheduled with RQ"
+    # retries (two delays configured by the fixture): run them as the scheduler would
+    run_handler(ctx, "p1", name)
+    run_handler(ctx, "p1", name)
+    rec = load_event(ctx.redis, ctx.keys, "p1")
+    assert rec.handlers[name]["status"] == "failed" and rec.handlers[name]["attempts"] == 3
+    assert "Traceback" in rec.handlers[name]["traceback"]
+    assert rec.status == "failed"
+    assert rec.attempts == 1, "the projection was applied once"
+    assert state["ok_calls"] == 1, "the other handler was not re-run"
+    # after a fix, replay re-runs only the failed handler
+    state["broken"] = False
+    result = replay(ctx, "p1")
+    assert result.action == "handlers" and result.status == "processed"
+    run_handler(ctx, "p1", name)
+    rec = load_event(ctx.redis, ctx.keys, "p1")
+    assert rec.status == "processed"
+    assert rec.handlers[name]["status"] == "ok" and rec.handlers[name]["attempts"] == 4
+    assert state["ok_calls"] == 1
+
+
+def test_replay_of_a_processed_event_does_nothing(ctx):
+    store(ctx, "orders/create", "done")
+    jobs.process_events(["done"])
+    result = replay(ctx, "done")
+    assert result.action == "none" and "processed" in result.detail
+
+
+def test_sweeper_resumes_handlers_left_pending_by_a_dead_worker(ctx):
+    calls = []
+    on("orders/create")(lambda event: calls.append(event.id))
+    store(ctx, "orders/create", "crash1")
+    ctx.queue.empty()
+    # the worker applied the projection, then died before running handlers
+    apply_events(ctx.redis, ctx.keys, ["crash1"], lambda topic: [h.name for h in ctx.registry.matching(topic)])
+    assert ctx.redis.zscore(ctx.keys.dispatching, "crash1") is not None
+    assert sweep(ctx, now=time.time() + 1000)["resumed"] == 1
+    job = ctx.queue.jobs[0]
+    assert job.func_name == "workers.jobs.resume_pending"
+    jobs.resume_pending(*job.args)
+    assert calls == ["crash1"]
+    assert ctx.redis.zscore(ctx.keys.dispatching, "crash1") is None
+    assert load_event(ctx.redis, ctx.keys, "crash1").handlers
+
+
+def test_sweeper_requeues_events_whose_job_was_lost(ctx):
+    store(ctx, "orders/create", "lost1")
+    ctx.queue.empty()  # e.g. the job was lost with a crashed process
+    assert sweep(ctx, now=time.time() - 1000)["requeued"] == 0, "young events are left alone"
+    ctx.redis.delete(ctx.keys.sweeper_lock)
+    assert sweep(ctx, now=time.time() + 1000)["requeued"] == 1
+    jobs.process_events(*ctx.queue.jobs[0].args)
+    assert load_event(ctx.redis, ctx.keys, "lost1").status == "processed"
+
+
+def test_testing_helper_feeds_handlers_without_redis():
+    from workers.handlers import Registry
+    from workers.testing import make_event, run_handlers
+
+    reg = Registry()
+    seen = []
+
+    @reg.on("orders/paid")
+    def remember(event):
+        seen.append((event.topic, event.order.total_price, event.stale))
+
+    @reg.on("*")
+    def broken(event):
+        raise RuntimeError("boom")
+
+    event = make_event("orders/paid")
+    results = run_handlers(event, reg)
+    assert seen and seen[0][0] == "orders/paid" and str(seen[0][1]) == "409.94" and seen[0][2] is False
+    assert isinstance(results[f"{broken.__module__}.{broken.__qualname__}"], RuntimeError)
+    assert results[f"{remember.__module__}.{remember.__qualname__}"] is None
