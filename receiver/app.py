@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from orderhooks import logs
 from orderhooks.config import Settings
-from receiver import api
+from receiver import api, metrics
 from receiver.groupcommit import GroupWriter
 from receiver.intake import genstore_webhook
 from workers.context import Context, connect
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/events/{event_id:path}", api.get_event),
             Route("/healthz", api.healthz),
             Route("/readyz", api.readyz),
-            Route("/metrics", api.metrics),
+            Route("/metrics", metrics.endpoint),
         ],
         lifespan=lifespan,
     )

@@ -1,10 +1,32 @@
-"""Prometheus metrics of the receiver."""
+"""Prometheus metrics: the receiver's own, the workers' (kept in Redis), and queue state at scrape time.
+
+`GET /metrics` serves, in one text exposition:
+
+- the receiver's counters and histograms (this process's, or every uvicorn
+  process's when `PROMETHEUS_MULTIPROC_DIR` is set: prometheus-client then
+  keeps them in files in that directory and the scrape adds them up);
+- the workers' counters and histogram, read from Redis (`workers.metrics`);
+- gauges computed from Redis at scrape time: events by status, queue
+  depth, age of the oldest queued event, scheduled handler retries.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import os
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
 
 from schemas import TOPICS
+from workers.keys import STATUSES
+from workers.metrics import WorkerCounts, metrics_key
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 DELIVERIES = Counter(
     "orderhooks_deliveries_total", "Webhook deliveries by topic and outcome", ["topic", "outcome"]
@@ -18,3 +40,86 @@ ACK_SECONDS = Histogram(
 def topic_label(topic: str) -> str:
     """Known topics as themselves; anything else as `other`, so labels stay few."""
     return topic if topic in TOPICS else "other"
+
+
+class RedisCollector:
+    """Reads the worker counters and the queue state from Redis, in one round trip per scrape."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    def collect(self):
+        ctx = self.ctx
+        keys = ctx.keys
+        up = GaugeMetricFamily("orderhooks_redis_up", "1 when Redis answered this scrape, else 0")
+        try:
+            pipe = ctx.redis.pipeline(transaction=False)
+            for status in STATUSES:
+                pipe.zcard(keys.events_by_status(status))
+            pipe.zrange(keys.events_by_status("queued"), 0, 0, withscores=True)
+            pipe.llen(ctx.queue.key)
+            pipe.zcard(ctx.queue.scheduled_job_registry.key)
+            pipe.hgetall(metrics_key(keys))
+            results = pipe.execute()
+        except Exception:  # the scrape still answers: orderhooks_redis_up 0 says why the rest is missing
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        counts = dict(zip(STATUSES, results[: len(STATUSES)], strict=True))
+        oldest, depth, scheduled, raw = results[len(STATUSES):]
+
+        by_status = GaugeMetricFamily("orderhooks_events", "Stored events by current status", labels=["status"])
+        for status, n in counts.items():
+            by_status.add_metric([status], n)
+        yield by_status
+        g = GaugeMetricFamily("orderhooks_queue_depth", "Jobs waiting in the RQ queue")
+        g.add_metric([], depth)
+        yield g
+        g = GaugeMetricFamily("orderhooks_oldest_queued_age_seconds",
+                              "Age of the oldest event still queued (0 when none)")
+        g.add_metric([], max(0.0, time.time() - oldest[0][1]) if oldest else 0.0)
+        yield g
+        g = GaugeMetricFamily("orderhooks_handler_retries_scheduled", "Handler retries waiting for their time")
+        g.add_metric([], scheduled)
+        yield g
+
+        worker = WorkerCounts.parse(raw)
+        c = CounterMetricFamily("orderhooks_events_processed", "Events applied by workers, by topic and status",
+                                labels=["topic", "status"])
+        for (topic, status), n in sorted(worker.events.items()):
+            c.add_metric([topic, status], n)
+        yield c
+        c = CounterMetricFamily("orderhooks_handler_calls", "Handler calls by handler and outcome "
+                                "(ok; retrying: failed, will retry; failed: retries spent)",
+                                labels=["handler", "outcome"])
+        for (handler, outcome), n in sorted(worker.handlers.items()):
+            c.add_metric([handler, outcome], n)
+        yield c
+        h = HistogramMetricFamily("orderhooks_delivery_to_processed_seconds",
+                                  "Time from a delivery's arrival to its projection being written")
+        h.add_metric([], worker.cumulative_buckets(), worker.latency_sum)
+        yield h
+
+
+class _Sources:
+    """A registry-like object for `generate_latest`: the metrics of several collectors."""
+
+    def __init__(self, *collectors) -> None:
+        self.collectors = collectors
+
+    def collect(self):
+        for c in self.collectors:
+            yield from c.collect()
+
+
+def render(ctx) -> bytes:
+    """The whole exposition text (blocking: reads Redis, and the multiprocess files if any)."""
+    own = MultiProcessCollector(None) if os.environ.get(MULTIPROC_ENV) else REGISTRY
+    return generate_latest(_Sources(own, RedisCollector(ctx)))
+
+
+async def endpoint(request: Request) -> Response:
+    body = await run_in_threadpool(render, request.app.state.ctx)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

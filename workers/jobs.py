@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 
+from workers import metrics
 from workers.context import get_context
 from workers.dispatch import dispatch_applied
 from workers.dispatch import resume_pending as _resume_pending
@@ -21,6 +22,7 @@ def process_events(ids: list[str]) -> dict:
         log.info("event_applied", event_id=a.record.id, topic=a.record.topic, shop=a.record.shop,
                  order_id=a.record.order_id, outcome=a.outcome)
     outcomes = dispatch_applied(ctx, applied)
+    metrics.record_processed(ctx.redis, ctx.keys, applied, outcomes)
     return {
         "applied": len(applied),
         "skipped": len(ids) - len(applied),
@@ -30,10 +32,15 @@ def process_events(ids: list[str]) -> dict:
 
 def run_handler(event_id: str, handler: str) -> str | None:
     """Retry one handler of one event."""
-    outcome = _run_handler(get_context(), event_id, handler)
+    ctx = get_context()
+    outcome = _run_handler(ctx, event_id, handler)
+    metrics.record_handler_calls(ctx.redis, ctx.keys, [outcome])
     return outcome.data["status"] if outcome else None
 
 
 def resume_pending(event_id: str) -> int:
     """Run handlers left pending by a worker that died after applying the event."""
-    return len(_resume_pending(get_context(), event_id))
+    ctx = get_context()
+    outcomes = _resume_pending(ctx, event_id)
+    metrics.record_handler_calls(ctx.redis, ctx.keys, outcomes)
+    return len(outcomes)
