@@ -180,7 +180,7 @@ def worker(burst: bool, processes: int) -> None:
         except KeyboardInterrupt:
             codes = [c.wait() for c in children]
         sys.exit(max(codes))
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, settings.log_level)
     try:
         ctx = Context.create(settings)
     except ImportError as exc:
@@ -189,50 +189,75 @@ def worker(burst: bool, processes: int) -> None:
     run_worker(ctx, burst=burst)
 
 
+def _signed_headers(topic: str, shop: str, body: bytes, key: bytes, event_id: str, scheme: str) -> dict[str, str]:
+    from receiver.verify import genstore_signature, standard_signature
+
+    headers = {"Content-Type": "application/json", "X-Genstore-Topic": topic, "X-Genstore-Shop-Domain": shop,
+               "X-Genstore-Api-Version": "202412"}
+    if scheme == "genstore":
+        return headers | {"X-Genstore-Event-Id": event_id, "X-Genstore-Hmac-Sha256": genstore_signature(key, body)}
+    stamp = int(time.time())
+    return headers | {"webhook-id": event_id, "webhook-timestamp": str(stamp),
+                      "webhook-signature": standard_signature(key, event_id, stamp, body)}
+
+
 @main.command()
-@click.argument("topic")
+@click.argument("topic", required=False)
 @click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False), help="Payload to send.")
+@click.option("--scenario", type=click.Choice(["lifecycle"]),
+              help="Send a whole sequence instead of one topic: lifecycle = create, paid, partiallyFulfilled, "
+                   "fulfilled, refund, and one out-of-order pair of updates.")
+@click.option("--order-id", default=None, help="with --scenario: the order to use (default: a new one)")
 @click.option("--url", default=None, help="default: http://127.0.0.1:$PORT/webhooks/genstore")
 @click.option("--secret", default=None, help="default: first of ORDERHOOKS_SECRETS, else the dev secret")
 @click.option("--shop", default="acme.genmystore.com", show_default=True)
 @click.option("--event-id", default=None, help="default: a new one")
 @click.option("--scheme", type=click.Choice(["genstore", "standard"]), default="genstore", show_default=True)
-def send(topic, file_, url, secret, shop, event_id, scheme) -> None:
-    """Sign and send a delivery as Genstore would (a built-in example payload per topic)."""
+def send(topic, file_, scenario, order_id, url, secret, shop, event_id, scheme) -> None:
+    """Sign and send a delivery as Genstore would (a built-in example payload per topic), or a --scenario."""
     import httpx
 
     from orderhooks.config import secret_bytes
-    from receiver.verify import genstore_signature, standard_signature
+    from orderhooks.scenarios import SCENARIOS
+    from schemas import UnknownTopic
     from schemas.samples import example_for_topic
 
+    if bool(topic) == bool(scenario):
+        err.print("give a TOPIC or --scenario, not both")
+        sys.exit(2)
+    if scenario and (file_ or event_id):
+        err.print("--file and --event-id go with a TOPIC, not with --scenario")
+        sys.exit(2)
     settings = _settings()
-    if file_:
-        body = Path(file_).read_bytes()
+    if scenario:
+        steps = [(s.topic, s.body, f"{s.what} (expect {s.expect})") for s in SCENARIOS[scenario](order_id)]
+    elif file_:
+        steps = [(topic, Path(file_).read_bytes(), "")]
     else:
         try:
-            body = example_for_topic(topic)
-        except KeyError:
+            steps = [(topic, example_for_topic(topic), "")]
+        except UnknownTopic:
             err.print(f"no example payload for {topic!r}; pass --file")
             sys.exit(2)
     secret = secret or (settings.secrets[0] if settings.secrets else _dev_secret(settings.data_dir))
     key = secret_bytes(secret)
-    event_id = event_id or str(uuid.uuid4())
     url = url or f"http://127.0.0.1:{settings.port}/webhooks/genstore"
-    headers = {"Content-Type": "application/json", "X-Genstore-Topic": topic, "X-Genstore-Shop-Domain": shop,
-               "X-Genstore-Api-Version": "202412"}
-    if scheme == "genstore":
-        headers |= {"X-Genstore-Event-Id": event_id, "X-Genstore-Hmac-Sha256": genstore_signature(key, body)}
-    else:
-        stamp = int(time.time())
-        headers |= {"webhook-id": event_id, "webhook-timestamp": str(stamp),
-                    "webhook-signature": standard_signature(key, event_id, stamp, body)}
-    try:
-        response = httpx.post(url, content=body, headers=headers, timeout=30)
-    except httpx.HTTPError as exc:
-        err.print(f"could not reach {url}: {exc}")
-        sys.exit(1)
-    console.print(f"{response.status_code} {response.text}")
-    sys.exit(0 if response.is_success else 1)
+    failed = False
+    with httpx.Client(timeout=30) as client:
+        for step_topic, body, what in steps:
+            step_id = event_id or str(uuid.uuid4())
+            headers = _signed_headers(step_topic, shop, body, key, step_id, scheme)
+            try:
+                response = client.post(url, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                err.print(f"could not reach {url}: {exc}")
+                sys.exit(1)
+            failed = failed or not response.is_success
+            if scenario:
+                click.echo(f"{step_topic:<26} {response.status_code} {response.text}  {what}")
+            else:
+                console.print(f"{response.status_code} {response.text}")
+    sys.exit(1 if failed else 0)
 
 
 def _table(title: str, columns: list[str], rows: list[list]) -> None:

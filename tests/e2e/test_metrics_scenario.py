@@ -1,0 +1,47 @@
+"""`orderhooks send --scenario lifecycle` against the real receiver and worker: statuses, projection, metrics."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.conftest import SECRET
+from tests.e2e.conftest import wait_for
+from tests.e2e.test_metrics import scrape, value
+
+
+def test_lifecycle_scenario_end_to_end(stack):
+    shop = f"sc{uuid.uuid4().hex[:8]}.genmystore.com"
+    before = scrape(stack.url)
+    done = stack.cli("send", "--scenario", "lifecycle", "--order-id", "7001", "--shop", shop,
+                     "--url", stack.url + "/webhooks/genstore", "--secret", SECRET)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 7 and all(" 202 " in line for line in lines), done.stdout
+
+    def settled():
+        events = stack.api("/api/events", shop=shop, orderId="7001").json()["events"]
+        return events if len(events) == 7 and all(e["status"] in ("processed", "stale") for e in events) else None
+
+    events = wait_for(settled, what="the scenario's events to be applied")
+    assert sorted(e["status"] for e in events) == ["processed"] * 6 + ["stale"]
+    order = stack.api("/api/202412/orders/7001", shop=shop).json()["order"]
+    assert order["fulfillmentStatus"] == "fulfilled"
+    assert order["note"] == "Refunded the returned item."
+    assert order["totalRefunded"] != "0.00"
+    after = wait_for(lambda: (s := scrape(stack.url)) and value(s, "orderhooks_events_processed_total",
+                              topic="orders/update", status="stale") > value(
+                              before, "orderhooks_events_processed_total", topic="orders/update", status="stale")
+                     and s, what="the stale update to be counted")
+    assert value(after, "orderhooks_deliveries_total", topic="refunds/create", outcome="accepted") >= 1
+
+
+def test_send_refuses_a_topic_and_a_scenario_together(stack):
+    done = stack.cli("send", "orders/paid", "--scenario", "lifecycle", "--url", stack.url + "/webhooks/genstore")
+    assert done.returncode == 2
+    assert "not both" in done.stderr
+
+
+def test_send_an_unknown_topic_without_a_file_is_a_clear_error(stack):
+    done = stack.cli("send", "products/create", "--url", stack.url + "/webhooks/genstore")
+    assert done.returncode == 2
+    assert "no example payload" in done.stderr
