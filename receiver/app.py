@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from orderhooks import logs
 from orderhooks.config import Settings
-from receiver import api, metrics
+from receiver import api, metrics, ui
 from receiver.groupcommit import GroupWriter
 from receiver.intake import genstore_webhook
 from workers.context import Context, connect
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", api.healthz),
             Route("/readyz", api.readyz),
             Route("/metrics", metrics.endpoint),
+            *ui.routes,
         ],
         lifespan=lifespan,
     )

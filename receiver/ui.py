@@ -1,0 +1,539 @@
+"""The event inspector at `/ui`: server-rendered pages over the event log and the projection.
+
+Sign-in takes the read-API token (`ORDERHOOKS_API_TOKEN`) in a form and
+answers with a signed session cookie (HttpOnly, SameSite=Strict, scoped to
+/ui, Secure over https); the token never appears in a URL. The cookie is an
+expiry and a random session id, signed with HMAC-SHA256 under a key derived
+from the token, so changing the token signs everyone out. Every POST
+carries a CSRF token derived from the session id.
+
+Pages refresh themselves without reloading (`static/ui.js` fetches the same
+URL and swaps the parts marked `data-live`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+import jinja2
+import redis
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from schemas import TOPICS, NormalizedEvent, Projection, merge, order_view
+from workers import queries
+from workers.keys import STATUSES
+from workers.projection import load_projection
+from workers.records import EventRecord, load_event, load_events
+from workers.replay import replay, replay_status
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "orderhooks_session"
+SESSION_SECONDS = 12 * 3600
+PAGE_SIZE = 50
+MAX_PAGE = 100
+MAX_FORM = 16 * 1024
+REPLAYABLE = ("failed", "quarantined")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+# --- sessions and CSRF -----------------------------------------------------------------
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _key(token: str) -> bytes:
+    return hmac.new(token.encode(), b"orderhooks inspector session v1", hashlib.sha256).digest()
+
+
+def _sign(token: str, payload: str) -> str:
+    return _b64(hmac.new(_key(token), payload.encode(), hashlib.sha256).digest())
+
+
+def make_session(token: str, now: float | None = None) -> str:
+    """A new session cookie value: `<payload>.<signature>`."""
+    now = time.time() if now is None else now
+    payload = _b64(json.dumps({"exp": int(now + SESSION_SECONDS), "sid": secrets.token_urlsafe(16)}).encode())
+    return f"{payload}.{_sign(token, payload)}"
+
+
+def read_session(token: str | None, value: str | None, now: float | None = None) -> dict | None:
+    """The session in a cookie value, or None when missing, forged, expired or signed by another token."""
+    if not token or not value or value.count(".") != 1:
+        return None
+    payload, signature = value.split(".")
+    if not hmac.compare_digest(_sign(token, payload), signature):
+        return None
+    try:
+        data = json.loads(_unb64(payload))
+    except ValueError:
+        return None
+    now = time.time() if now is None else now
+    if not isinstance(data, dict) or not isinstance(data.get("exp"), int) or data["exp"] < now:
+        return None
+    return data
+
+
+def csrf_token(token: str, session: dict) -> str:
+    return _sign(token, "csrf:" + str(session.get("sid")))
+
+
+def _token(request: Request) -> str | None:
+    return request.app.state.settings.api_token
+
+
+def _session(request: Request) -> dict | None:
+    return read_session(_token(request), request.cookies.get(SESSION_COOKIE))
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser's Origin header, when sent, must be this site."""
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin is None
+    return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/ui") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/ui"
+
+
+async def _form(request: Request) -> dict[str, str]:
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return {}
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            return {}
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _iso(text: str | None) -> str:
+    """An ISO 8601 time as the pages show times (UTC, to the second)."""
+    if not text:
+        return ""
+    try:
+        return _when(datetime.fromisoformat(text).timestamp())
+    except ValueError:
+        return text
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return ""
+    seconds = max(0, int(time.time() - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _compact(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def event_url(event_id: str) -> str:
+    return "/ui/events/" + quote(event_id, safe="")
+
+
+def order_url(shop: str, order_id: str) -> str:
+    return f"/ui/orders/{quote(shop, safe='')}/{quote(order_id, safe='')}"
+
+
+def _events_url(**params: Any) -> str:
+    kept = {k: v for k, v in params.items() if v not in (None, "") and not (k == "page" and v == 1)}
+    return "/ui" + ("?" + urlencode(kept) if kept else "")
+
+
+env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+env.filters.update(when=_when, iso=_iso, ago=_ago, pretty=_pretty, compact=_compact)
+env.globals.update(event_url=event_url, order_url=order_url, events_url=_events_url, topics=TOPICS,
+                   statuses=STATUSES, replayable=REPLAYABLE)
+
+
+def render(request: Request, name: str, context: dict, status: int = 200, session: dict | None = None) -> Response:
+    token = _token(request)
+    html = env.get_template(name).render(
+        path=request.url.path,
+        signed_in=session is not None,
+        csrf=csrf_token(token, session) if session and token else "",
+        **context,
+    )
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _error(request: Request, status: int, title: str, message: str, session: dict | None = None) -> Response:
+    return render(request, "error.html", {"title": title, "message": message}, status, session)
+
+
+def page(func):
+    """A GET page: signed in, or sent to the sign-in form (which brings the user back here)."""
+
+    async def endpoint(request: Request) -> Response:
+        session = _session(request)
+        if session is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse("/ui/login?" + urlencode({"next": target}), status_code=303,
+                                    headers={"Cache-Control": "no-store"})
+        try:
+            return await run_in_threadpool(func, request, session)
+        except redis.RedisError:
+            return _error(request, 503, "Storage unavailable", "Redis did not answer; try again shortly.", session)
+
+    endpoint.__name__ = func.__name__
+    return endpoint
+
+
+def action(func):
+    """A POST: signed in, same origin, and carrying the session's CSRF token; else 403."""
+
+    async def endpoint(request: Request) -> Response:
+        session = _session(request)
+        form = await _form(request)
+        token = _token(request)
+        given = form.get("csrf", "")
+        if session is None or not token or not _same_origin(request) or not hmac.compare_digest(
+                csrf_token(token, session), given):
+            return _error(request, 403, "Refused", "This form has expired or did not come from this page. "
+                          "Go back, reload, and try again.", session)
+        try:
+            return await run_in_threadpool(func, request, session, form)
+        except redis.RedisError:
+            return _error(request, 503, "Storage unavailable", "Redis did not answer; try again shortly.", session)
+
+    endpoint.__name__ = func.__name__
+    return endpoint
+
+
+# --- sign-in --------------------------------------------------------------------------------
+
+async def login_form(request: Request) -> Response:
+    if _session(request) is not None:
+        return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    return render(request, "login.html", {"next": _safe_next(request.query_params.get("next")), "error": None,
+                                          "enabled": bool(_token(request))})
+
+
+async def login(request: Request) -> Response:
+    form = await _form(request)
+    expected = _token(request)
+    next_url = _safe_next(form.get("next"))
+    if not expected:
+        return render(request, "login.html", {"next": next_url, "error": None, "enabled": False}, 503)
+    if not _same_origin(request) or not hmac.compare_digest(expected.encode(), form.get("token", "").encode()):
+        await asyncio.sleep(0.5)  # slows down guessing
+        return render(request, "login.html", {"next": next_url, "error": "That token is not right.",
+                                              "enabled": True}, 401)
+    response = RedirectResponse(next_url, status_code=303, headers={"Cache-Control": "no-store"})
+    response.set_cookie(SESSION_COOKIE, make_session(expected), max_age=SESSION_SECONDS, path="/ui",
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+@action
+def logout(request: Request, session: dict, form: dict) -> Response:
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/ui", httponly=True, samesite="strict",
+                           secure=request.url.scheme == "https")
+    return response
+
+
+# --- the event list ---------------------------------------------------------------------
+
+def _status_counts(ctx) -> dict[str, int]:
+    pipe = ctx.redis.pipeline(transaction=False)
+    for s in STATUSES:
+        pipe.zcard(ctx.keys.events_by_status(s))
+    return dict(zip(STATUSES, pipe.execute(), strict=True))
+
+
+@page
+def events(request: Request, session: dict) -> Response:
+    ctx = request.app.state.ctx
+    params = request.query_params
+    filters = {
+        "topic": (params.get("topic") or "").strip(),
+        "status": (params.get("status") or "").strip(),
+        "shop": (params.get("shop") or "").strip().lower(),
+        "order": (params.get("order") or "").strip(),
+    }
+    problems = []
+    if filters["status"] and filters["status"] not in STATUSES:
+        problems.append(f"unknown status {filters['status']!r}")
+        filters["status"] = ""
+    raw_page = params.get("page") or "1"
+    page_no = int(raw_page) if raw_page.isdigit() and 1 <= int(raw_page) <= MAX_PAGE else 1
+    offset = (page_no - 1) * PAGE_SIZE
+    found = queries.list_events(
+        ctx.redis, ctx.keys, topic=filters["topic"] or None, status=filters["status"] or None,
+        order_id=filters["order"] or None, shop=filters["shop"] or None, limit=offset + PAGE_SIZE + 1,
+    )
+    rows = found[offset : offset + PAGE_SIZE]
+    return render(request, "events.html", {
+        "rows": rows,
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "page": page_no,
+        "older": _events_url(**filters, page=page_no + 1) if len(found) > offset + PAGE_SIZE else None,
+        "newer": _events_url(**filters, page=page_no - 1) if page_no > 1 else None,
+        "counts": _status_counts(ctx),
+        "shops": queries.shops(ctx.redis, ctx.keys),
+        "problems": problems,
+        "live": page_no == 1,
+    }, session=session)
+
+
+# --- one event ----------------------------------------------------------------------------
+
+@dataclass
+class Around:
+    """The order's projection just before and just after one event, re-derived from the stored events."""
+
+    before: dict | None
+    after: dict | None
+    current: dict | None
+    changes: list[tuple[str, Any, Any]]
+    applied: bool
+    position: int  # 1-based position of the event among the order's applied events
+    total: int
+    note: str = ""
+
+
+_MISSING = object()
+
+
+def _changes(before: dict | None, after: dict | None) -> list[tuple[str, Any, Any]]:
+    before, after = before or {}, after or {}
+    out = []
+    for name in list(dict.fromkeys([*before, *after])):
+        a, b = before.get(name, _MISSING), after.get(name, _MISSING)
+        if a != b:
+            out.append((name, None if a is _MISSING else a, None if b is _MISSING else b))
+    return out
+
+
+def projection_around(ctx, record: EventRecord) -> Around | None:
+    """Fold the order's applied events in the order the workers applied them (processed time, then
+    received time and id: how `apply_events` groups a batch); `merge` is pure, so this reproduces
+    the projection before and after `record`."""
+    if not record.order_id or not record.shop:
+        return None
+    current = queries.get_order(ctx.redis, ctx.keys, record.shop, record.order_id)
+    ids = [i.decode() for i in ctx.redis.zrange(ctx.keys.order_events(record.shop, record.order_id), 0, -1)]
+    loaded = load_events(ctx.redis, ctx.keys, ids)
+    applied = sorted(
+        (r for r in loaded
+         if r is not None and r.state in ("processed", "stale") and r.processed_at and r.normalized),
+        key=lambda r: (r.processed_at, r.received_at, r.id),
+    )
+    position = next((i for i, r in enumerate(applied) if r.id == record.id), None)
+    if position is None:
+        return Around(current, None, current, [], False, 0, len(applied),
+                      "This event has not been applied to the projection: before is the order as it is now.")
+    projection: Projection | None = None
+    before = None
+    try:
+        for i, r in enumerate(applied[: position + 1]):
+            if i == position:
+                before = projection
+            projection = merge(projection, r.topic, r.id, NormalizedEvent.from_json(r.normalized)).projection
+    except (ValueError, TypeError) as exc:
+        return Around(None, None, current, [], True, position + 1, len(applied),
+                      f"Could not re-derive the projection: {exc}")
+    before_view = order_view(before, record.shop)
+    after_view = order_view(projection, record.shop)
+    note = ""
+    if any(r is None for r in loaded):
+        note = "Some of this order's older events have expired, so before/after may be incomplete."
+    return Around(before_view, after_view, current, _changes(before_view, after_view), True, position + 1,
+                  len(applied), note)
+
+
+def _timeline(record: EventRecord) -> list[dict]:
+    """What is known of the event's history, oldest first."""
+    first = record.status if record.status in ("ignored", "quarantined") and not record.processed_at else "queued"
+    items = [{"at": _when(record.received_at), "sort": record.received_at, "status": first,
+              "text": "received, verified and stored"}]
+    if record.processed_at:
+        items.append({"at": _when(record.processed_at), "sort": record.processed_at,
+                      "status": record.state or "processed",
+                      "text": f"applied to the projection ({record.outcome or record.state})"})
+    for name, o in record.handlers.items():
+        at = o.get("at")
+        try:
+            moment = datetime.fromisoformat(at).timestamp() if at else None
+        except ValueError:
+            moment = None
+        text = f"{name}: {o.get('status')}, attempt {o.get('attempts', 0)}"
+        if o.get("error"):
+            text += f" — {o['error']}"
+        if o.get("nextAttemptAt"):
+            text += f" (next attempt {_iso(o['nextAttemptAt'])})"
+        items.append({"at": _when(moment) if moment else "", "sort": moment or float("inf"),
+                      "status": {"ok": "processed", "failed": "failed"}.get(o.get("status"), "queued"),
+                      "text": text})
+    return sorted(items, key=lambda i: i["sort"])
+
+
+def _body_view(raw: bytes) -> tuple[str, bool]:
+    text = raw.decode("utf-8", "replace")
+    try:
+        return _pretty(json.loads(text)), True
+    except ValueError:
+        return text, False
+
+
+def _in_flight(record: EventRecord) -> bool:
+    return record.status == "queued" or any(
+        o.get("status") in ("pending", "retrying") for o in record.handlers.values())
+
+
+NOTICES = {
+    "handlers": "Replay requested: the failed handlers run again.",
+    "pipeline": "Replay requested: the event goes through the whole pipeline again.",
+    "none": "Nothing to replay.",
+}
+
+
+@page
+def event(request: Request, session: dict) -> Response:
+    ctx = request.app.state.ctx
+    event_id = request.path_params["event_id"]
+    record = load_event(ctx.redis, ctx.keys, event_id)
+    if record is None:
+        return _error(request, 404, "Event not found",
+                      f"No event {event_id!r} is stored (it may have expired).", session)
+    body, is_json = _body_view(record.raw)
+    others = []
+    if record.order_id and record.shop:
+        others = queries.list_events(ctx.redis, ctx.keys, order_id=record.order_id, shop=record.shop, limit=100)
+    notice = NOTICES.get(request.query_params.get("replayed", ""))
+    handlers = sorted(record.handlers.items())
+    return render(request, "event.html", {
+        "e": record,
+        "body": body,
+        "body_is_json": is_json,
+        "normalized": _pretty(record.normalized) if record.normalized is not None else None,
+        "handlers": handlers,
+        "timeline": _timeline(record),
+        "around": projection_around(ctx, record),
+        "others": others,
+        "can_replay": record.status in REPLAYABLE,
+        "poll": _in_flight(record),
+        "notice_text": notice,
+    }, session=session)
+
+
+# --- one order ----------------------------------------------------------------------------
+
+@page
+def order(request: Request, session: dict) -> Response:
+    ctx = request.app.state.ctx
+    shop = request.path_params["shop"].lower()
+    order_id = request.path_params["order_id"]
+    view = queries.get_order(ctx.redis, ctx.keys, shop, order_id)
+    projection = load_projection(ctx.redis, ctx.keys, shop, order_id) if view is None else None
+    history = queries.list_events(ctx.redis, ctx.keys, order_id=order_id, shop=shop, limit=500)
+    if view is None and projection is None and not history:
+        return _error(request, 404, "Order not found", f"No order {order_id!r} is known for {shop}.", session)
+    refunds_only = sorted((projection.refunds.values() if projection else []), key=lambda r: str(r.get("createdAt")))
+    return render(request, "order.html", {
+        "shop": shop,
+        "order_id": order_id,
+        "o": view,
+        "refunds_only": refunds_only,
+        "history": history,
+        "poll": any(r.status == "queued" for r in history),
+    }, session=session)
+
+
+# --- replay -------------------------------------------------------------------------------
+
+@action
+def replay_one(request: Request, session: dict, form: dict) -> Response:
+    ctx = request.app.state.ctx
+    event_id = form.get("id", "")
+    try:
+        result = replay(ctx, event_id)
+    except KeyError:
+        return _error(request, 404, "Event not found", f"No event {event_id!r} is stored.", session)
+    return RedirectResponse(f"{event_url(event_id)}?replayed={result.action}", status_code=303)
+
+
+@page
+def confirm_replay_failed(request: Request, session: dict) -> Response:
+    ctx = request.app.state.ctx
+    failed = queries.list_events(ctx.redis, ctx.keys, status="failed", limit=20)
+    count = ctx.redis.zcard(ctx.keys.events_by_status("failed"))
+    return render(request, "confirm_replay.html", {"failed": failed, "count": count}, session=session)
+
+
+@action
+def replay_failed(request: Request, session: dict, form: dict) -> Response:
+    if form.get("confirm") != "yes":
+        return RedirectResponse("/ui/replay-failed", status_code=303)
+    results = replay_status(request.app.state.ctx, "failed")
+    return render(request, "replayed.html", {"results": results}, session=session)
+
+
+routes = [
+    Route("/ui", events),
+    Route("/ui/", events),
+    Route("/ui/login", login_form, methods=["GET"]),
+    Route("/ui/login", login, methods=["POST"]),
+    Route("/ui/logout", logout, methods=["POST"]),
+    Route("/ui/events/{event_id:path}", event),
+    Route("/ui/orders/{shop}/{order_id:path}", order),
+    Route("/ui/replay", replay_one, methods=["POST"]),
+    Route("/ui/replay-failed", confirm_replay_failed, methods=["GET"]),
+    Route("/ui/replay-failed", replay_failed, methods=["POST"]),
+    Mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static"),
+]

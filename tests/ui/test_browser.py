@@ -1,0 +1,147 @@
+"""The inspector in a real browser: sign in, filter, open an event, replay it, bulk replay, live refresh."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+
+from schemas.samples import example_for_topic
+from tests.conftest import TOKEN
+from tests.e2e.conftest import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def order_body(topic: str, order_id: str, updated_at: str, note: str = "") -> bytes:
+    data = json.loads(example_for_topic(topic))
+    data["order"].update(orderId=order_id, updatedAt=updated_at, note=note)
+    return json.dumps(data).encode()
+
+
+def sign_in(page, next_path: str = "/ui") -> None:
+    page.goto(next_path)
+    page.fill("input[name=token]", TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/ui(\?.*)?$|.*/ui/.*"))
+
+
+def rows(page) -> list[str]:
+    return page.locator("#rows tr[data-id]").evaluate_all("rs => rs.map(r => r.dataset.id)")
+
+
+def test_sign_in_filter_open_an_event_and_replay_it(page, ui_stack, shot):
+    from playwright.sync_api import expect
+
+    order_id = str(uuid.uuid4().int % 10**8)
+    note = f"jam:{uuid.uuid4().hex[:6]}"
+    created = ui_stack.post("orders/create", order_body("orders/create", order_id, "2024-05-01T10:00:00+02:00"))
+    failing = ui_stack.post("orders/fulfilled", order_body("orders/fulfilled", order_id, "2024-05-02T10:00:00+02:00",
+                                                           note))
+    quarantined = ui_stack.post("orders/paid", b"{not json")
+    assert quarantined["status"] == "quarantined"
+    wait_for(lambda: ui_stack.event(failing["id"])["status"] == "failed", 30, what="the handler to fail for good")
+
+    # Sign in: the form, a wrong token, then the right one. No token in any URL; the cookie is HttpOnly, Strict.
+    page.goto("/ui")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+    shot("01-sign-in")
+    page.fill("input[name=token]", "not-the-token")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_contain_text("not right")
+    page.fill("input[name=token]", TOKEN)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(ui_stack.url + "/ui")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "orderhooks_session")
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == "", "scripts cannot read the session"
+    assert not [u for u in page.requested if TOKEN in u]
+    expect(page.locator("#rows")).to_contain_text(failing["id"])
+    shot("02-events")
+
+    # Filter by status, then by order id.
+    page.select_option("select[name=status]", "failed")
+    page.click("form.filters button[type=submit]")
+    expect(page).to_have_url(re.compile(r"status=failed"))
+    assert rows(page) == [failing["id"]]
+    page.goto("/ui")
+    page.fill("input[name=order]", order_id)
+    page.click("form.filters button[type=submit]")
+    expect(page.locator("#rows tr[data-id]")).to_have_count(2)
+    assert set(rows(page)) == {created["id"], failing["id"]}
+    shot("03-filtered")
+
+    # Open the failed event: headers (masked), the handler's error and traceback, the projection before/after.
+    page.click(f"#rows tr[data-id='{failing['id']}'] td.id a")
+    expect(page.locator("h1")).to_contain_text("orders/fulfilled")
+    expect(page.locator("#event-status")).to_contain_text("failed")
+    expect(page.locator("#handlers")).to_contain_text("label printer jammed")
+    page.click("#handlers summary:has-text('Traceback')")
+    expect(page.locator("#handlers pre.traceback")).to_contain_text("RuntimeError: label printer jammed")
+    expect(page.locator("table.kv")).to_contain_text("****")
+    expect(page.locator("#projection table.diff")).to_contain_text("note")
+    shot("04-event-failed")
+
+    # Fix the cause, replay from the page; the page updates itself to the handler's success.
+    ui_stack.redis.set(f"ui:fixed:{note}", "1")
+    page.evaluate("window.__sameDocument = true")
+    page.click("form.replay button")
+    expect(page.locator(".notice")).to_contain_text("failed handlers run again")
+    page.evaluate("window.__sameDocument = true")
+    expect(page.locator("#handlers")).to_contain_text("ok", timeout=30_000)
+    expect(page.locator("#event-status")).to_contain_text("processed")
+    assert page.evaluate("window.__sameDocument") is True, "updated without a reload"
+    assert ui_stack.event(failing["id"])["status"] == "processed"
+    shot("05-event-replayed")
+
+    # The order's page: the projection and its history.
+    page.click(f"#summary a:has-text('{order_id}')")
+    expect(page.locator("h1")).to_contain_text(f"Order {order_id}")
+    expect(page.locator("#history tr[data-id]")).to_have_count(2)
+    expect(page.locator("#order")).to_contain_text(note)
+    shot("06-order")
+
+
+def test_the_list_refreshes_itself(page, ui_stack):
+    from playwright.sync_api import expect
+
+    sign_in(page)
+    page.evaluate("window.__sameDocument = true")
+    posted = ui_stack.post("orders/create", order_body("orders/create", "4242", "2024-05-01T10:00:00Z"))
+    expect(page.locator(f"#rows tr[data-id='{posted['id']}']")).to_be_visible(timeout=15_000)
+    assert page.evaluate("window.__sameDocument") is True, "no reload"
+    page.uncheck("#live")
+    second = ui_stack.post("orders/create", order_body("orders/create", "4243", "2024-05-01T10:00:00Z"))
+    page.wait_for_timeout(3000)
+    assert second["id"] not in rows(page), "paused while Live is off"
+
+
+def test_replay_all_failed_asks_first(page, ui_stack, shot):
+    from playwright.sync_api import expect
+
+    note = f"jam:{uuid.uuid4().hex[:6]}"
+    ids = [ui_stack.post("orders/update", order_body("orders/update", str(7000 + i), "2024-05-01T10:00:00Z",
+                                                      note))["id"] for i in range(2)]
+    for event_id in ids:
+        wait_for(lambda e=event_id: ui_stack.event(e)["status"] == "failed", 30, what="handlers to fail")
+    sign_in(page)
+    page.click("header nav a:has-text('Replay all failed')")
+    expect(page.locator("#failed-count")).to_have_text("2")
+    shot("07-confirm-replay")
+    ui_stack.redis.set(f"ui:fixed:{note}", "1")
+    page.click("form.confirm button")
+    expect(page.locator("h1")).to_contain_text("Replay requested for 2 events")
+    for event_id in ids:
+        wait_for(lambda e=event_id: ui_stack.event(e)["status"] == "processed", 30, what="replayed handlers")
+
+
+def test_sign_out(page, ui_stack):
+    from playwright.sync_api import expect
+
+    sign_in(page)
+    page.click("header button:has-text('Sign out')")
+    expect(page).to_have_url(re.compile(r"/ui/login$"))
+    page.goto("/ui")
+    expect(page).to_have_url(re.compile(r"/ui/login\?next="))
