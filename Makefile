@@ -17,9 +17,19 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/orderhooks dev
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
+	cd examples/shipping-notices && $(abspath $(BIN))/pytest -q
 	$(BIN)/pytest -q
+
+# Debian's chromium for the inspector's browser tests (tests/ui). Where it cannot be
+# installed, say so and go on: those tests then skip with the same message.
+APT := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n) env DEBIAN_FRONTEND=noninteractive apt-get
+.PHONY: browser
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends chromium fonts-liberation; } \
+	  >/dev/null 2>&1 || echo "could not install chromium: the browser tests will be skipped"; }
 
 # Benchmark against baselines run side by side (a few minutes; loopback only). Not part of `make test`.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

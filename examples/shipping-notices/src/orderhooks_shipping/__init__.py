@@ -1,0 +1,1 @@
+"""Example orderhooks handler plugin: packing slips, tracking notices and refund notes."""
