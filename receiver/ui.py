@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import jinja2
 import redis
@@ -115,11 +115,18 @@ def _session(request: Request) -> dict | None:
 
 
 def _same_origin(request: Request) -> bool:
-    """A browser's Origin header, when sent, must be this site."""
+    """A browser's Origin header, when sent, must name this host. The scheme is not compared: behind a
+    proxy that ends TLS the receiver sees http while the browser says https."""
     origin = request.headers.get("origin")
-    if not origin or origin == "null":
-        return origin is None
-    return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower() != ""
+
+
+def _https(request: Request) -> bool:
+    """For the cookie's Secure flag (only ever adds a restriction, so a forwarded header may say so)."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
 
 
 def _safe_next(target: str | None) -> str:
@@ -274,16 +281,26 @@ async def login(request: Request) -> Response:
                                               "enabled": True}, 401)
     response = RedirectResponse(next_url, status_code=303, headers={"Cache-Control": "no-store"})
     response.set_cookie(SESSION_COOKIE, make_session(expected), max_age=SESSION_SECONDS, path="/ui",
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+                        httponly=True, samesite="strict", secure=_https(request))
+    return response
+
+
+def _signed_out(request: Request) -> Response:
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/ui", httponly=True, samesite="strict", secure=_https(request))
     return response
 
 
 @action
-def logout(request: Request, session: dict, form: dict) -> Response:
-    response = RedirectResponse("/ui/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/ui", httponly=True, samesite="strict",
-                           secure=request.url.scheme == "https")
-    return response
+def _logout(request: Request, session: dict, form: dict) -> Response:
+    return _signed_out(request)
+
+
+async def logout(request: Request) -> Response:
+    """Signing out of a session that has already ended needs no CSRF token: there is nothing to protect."""
+    if _session(request) is None:
+        return _signed_out(request)
+    return await _logout(request)
 
 
 # --- the event list ---------------------------------------------------------------------

@@ -114,8 +114,9 @@ def test_posts_need_the_csrf_token_and_same_origin(ctx, client):
     assert client.post("/ui/replay", data={"id": "q-1", "csrf": "forged"}).status_code == 403
     assert client.post("/ui/replay", data={"id": "q-1", "csrf": csrf},
                        headers={"Origin": "https://evil.example"}).status_code == 403
-    assert client.post("/ui/logout", data={}).status_code == 403
-    assert client.post("/ui/replay", data={"id": "q-1", "csrf": csrf}).status_code == 303
+    assert client.post("/ui/logout", data={}).status_code == 403, "a live session needs the token to end"
+    assert client.post("/ui/replay", data={"id": "q-1", "csrf": csrf},
+                       headers={"Origin": "https://testserver"}).status_code == 303, "TLS ended by a proxy"
 
 
 def test_inspector_is_off_without_a_token(ctx, settings):
@@ -228,6 +229,16 @@ def test_replay_one_and_all_failed(ctx, client):
     done = client.post("/ui/replay-failed", data={"csrf": csrf, "confirm": "yes"})
     assert done.status_code == 200 and "Replay requested for 2 events" in done.text
     assert ctx.redis.zcard(ctx.keys.events_by_status("failed")) == 0
+
+
+def test_cookie_is_secure_behind_a_tls_proxy(client):
+    r = client.post("/ui/login", data={"token": TOKEN}, headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in r.headers["set-cookie"]
+
+
+def test_signing_out_of_an_ended_session_just_clears_the_cookie(client):
+    r = client.post("/ui/logout", data={})
+    assert r.status_code == 303 and r.headers["location"] == "/ui/login"
 
 
 def test_logout_ends_the_session(client):
