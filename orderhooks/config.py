@@ -105,6 +105,7 @@ class Settings:
     intake_batch: int = 256
     web_concurrency: int = 1
     log_format: str = "auto"
+    log_level: str = "info"
     secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
 
     def __repr__(self) -> str:  # never show secrets or tokens
@@ -124,7 +125,11 @@ class Settings:
         log_format = env.get("ORDERHOOKS_LOG_FORMAT", "auto").strip().lower() or "auto"
         if log_format not in ("auto", "json", "console"):
             raise ConfigError(f"ORDERHOOKS_LOG_FORMAT: expected auto, json or console, got {log_format!r}")
+        log_level = env.get("ORDERHOOKS_LOG_LEVEL", "info").strip().lower() or "info"
+        if log_level not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"ORDERHOOKS_LOG_LEVEL: expected debug, info, warning or error, got {log_level!r}")
         return cls(
+            log_level=log_level,
             redis_url=env.get("REDIS_URL") or None,
             data_dir=Path(env.get("ORDERHOOKS_DATA_DIR") or ".orderhooks"),
             secrets=secrets,

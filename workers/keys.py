@@ -43,6 +43,10 @@ class Keys:
         """STRING: held by the one worker that sweeps for stuck events at a time."""
         return f"{self.prefix}sweeper:lock"
 
+    def worker_alive(self, name: str) -> str:
+        """STRING with a short TTL: refreshed while the worker process `name` is alive."""
+        return f"{self.prefix}worker:{name}:alive"
+
     def order(self, shop: str, order_id: str) -> str:
         """STRING (JSON): the projection of one order: winning snapshot, its version, refunds."""
         return f"{self.prefix}order:{shop}:{order_id}"

@@ -1,9 +1,14 @@
 """The worker process: an RQ worker (with its scheduler, for handler retries) plus a sweeper.
 
-The sweeper makes sure nothing stays stuck: events still `queued` well after
-they arrived (their job was lost: a receiver died between storing and
-enqueueing, or a worker died holding the job) are enqueued again, and
-events whose handlers were left pending by a dead worker are resumed.
+The sweeper makes sure nothing stays stuck:
+- a job held by a worker that died (SIGKILL, out of memory, lost machine) is
+  requeued as soon as that worker's liveness key expires, instead of after
+  RQ's own abandoned-job timeout (the job's timeout plus a minute, found by a
+  maintenance pass every ten minutes);
+- events still `queued` well after they arrived while the queue is empty
+  (their job was lost: a receiver died between storing and enqueueing) are
+  enqueued again;
+- events whose handlers were left pending by a dead worker are resumed.
 Applying is exactly-once, so sending an event round again is harmless.
 """
 
@@ -14,9 +19,12 @@ import time
 
 import structlog
 from rq import SimpleWorker
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from workers.context import Context, set_context
+from workers.context import Context, rq_pipeline, set_context
 from workers.intake import enqueue_processing
 
 RESUME_JOB = "workers.jobs.resume_pending"
@@ -24,52 +32,109 @@ SWEEP_BATCH = 100
 log = structlog.get_logger("orderhooks.sweeper")
 
 
+def alive_ttl(ctx: Context) -> int:
+    """Seconds a worker's liveness key lives without a refresh."""
+    return int(min(30, max(3, ctx.settings.recover_after / 2)))
+
+
+def requeue_abandoned(ctx: Context) -> list[str]:
+    """Requeue jobs whose worker is no longer alive; return their ids."""
+    registry = StartedJobRegistry(queue=ctx.queue)
+    requeued = []
+    for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
+        try:
+            worker = Execution.fetch(execution_id, job_id, ctx.redis).worker_name
+        except ValueError:
+            worker = ""
+        if worker and ctx.redis.exists(ctx.keys.worker_alive(worker)):
+            continue
+        try:
+            job = Job.fetch(job_id, connection=ctx.redis, serializer=JSONSerializer)
+        except Exception:
+            ctx.redis.zrem(registry.key, f"{job_id}:{execution_id}")
+            continue
+        pipe = rq_pipeline(ctx.redis)
+        pipe.zrem(registry.key, f"{job_id}:{execution_id}")
+        job.set_status(JobStatus.FAILED, pipeline=pipe)
+        FailedJobRegistry(queue=ctx.queue).add(
+            job, ttl=7 * 24 * 3600, exc_string=f"abandoned: worker {worker or '?'} died; requeued", pipeline=pipe
+        )
+        ctx.queue.enqueue_call(job.func_name, args=job.args, kwargs=job.kwargs, pipeline=pipe,
+                               result_ttl=300, failure_ttl=7 * 24 * 3600, timeout=job.timeout,
+                               description=f"requeued {job.description}")
+        pipe.execute()
+        requeued.append(job_id)
+    if requeued:
+        log.warning("abandoned_jobs_requeued", jobs=requeued)
+    return requeued
+
+
 def sweep(ctx: Context, now: float | None = None) -> dict:
-    """One pass; returns what it re-enqueued. Only one worker sweeps at a time."""
+    """One pass; returns what it did. Only one worker sweeps at a time."""
     now = time.time() if now is None else now
     keys, r = ctx.keys, ctx.redis
     cutoff = now - ctx.settings.recover_after
     if not r.set(keys.sweeper_lock, b"1", nx=True, ex=max(5, int(ctx.settings.recover_after))):
-        return {"requeued": 0, "resumed": 0, "trimmed": 0}
-    requeued = resumed = 0
-    if ctx.queue.count == 0:
-        stuck = [i.decode() for i in r.zrangebyscore(keys.events_by_status("queued"), "-inf", cutoff)]
-        for start in range(0, len(stuck), SWEEP_BATCH):
-            enqueue_processing(ctx.queue, stuck[start : start + SWEEP_BATCH])
-        requeued = len(stuck)
-    pending = [i.decode() for i in r.zrangebyscore(keys.dispatching, "-inf", cutoff)]
-    for event_id in pending:
-        r.zadd(keys.dispatching, {event_id: now})  # not again before another recover_after
-        ctx.queue.enqueue_call(RESUME_JOB, args=(event_id,), result_ttl=300, failure_ttl=7 * 24 * 3600)
-    resumed = len(pending)
-    # Retention: index entries of events older than the event TTL (the event hashes expire by themselves).
-    horizon = now - ctx.settings.event_ttl
-    pipe = r.pipeline(transaction=False)
-    for index in [keys.events, *keys.status_keys()]:
-        pipe.zremrangebyscore(index, "-inf", horizon)
-    trimmed = sum(pipe.execute())
-    if requeued or resumed:
-        log.warning("sweeper_recovered", requeued=requeued, resumed=resumed)
-    return {"requeued": requeued, "resumed": resumed, "trimmed": trimmed}
+        return {"abandoned": 0, "requeued": 0, "resumed": 0, "trimmed": 0}
+    try:
+        abandoned = len(requeue_abandoned(ctx))
+        requeued = 0
+        if ctx.queue.count == 0:
+            stuck = [i.decode() for i in r.zrangebyscore(keys.events_by_status("queued"), "-inf", cutoff)]
+            for start in range(0, len(stuck), SWEEP_BATCH):
+                enqueue_processing(ctx.queue, stuck[start : start + SWEEP_BATCH])
+            requeued = len(stuck)
+        pending = [i.decode() for i in r.zrangebyscore(keys.dispatching, "-inf", cutoff)]
+        for event_id in pending:
+            r.zadd(keys.dispatching, {event_id: now})  # not again before another recover_after
+            ctx.queue.enqueue_call(RESUME_JOB, args=(event_id,), result_ttl=300, failure_ttl=7 * 24 * 3600)
+        # Retention: index entries of events older than the event TTL (the hashes expire by themselves).
+        horizon = now - ctx.settings.event_ttl
+        indexes = [keys.events, *keys.status_keys()]
+        indexes += [k.decode() for k in r.scan_iter(match=keys.events_by_topic("*"), count=100)]
+        pipe = r.pipeline(transaction=False)
+        for index in indexes:
+            pipe.zremrangebyscore(index, "-inf", horizon)
+        trimmed = sum(pipe.execute())
+    finally:
+        r.delete(keys.sweeper_lock)
+    if requeued or pending:
+        log.warning("sweeper_recovered", requeued=requeued, resumed=len(pending))
+    return {"abandoned": abandoned, "requeued": requeued, "resumed": len(pending), "trimmed": trimmed}
 
 
-def _sweep_forever(ctx: Context, stop: threading.Event, interval: float) -> None:
-    while not stop.wait(interval):
+def _background(ctx: Context, worker_name: str, stop: threading.Event) -> None:
+    """Keep this worker's liveness key fresh, and sweep every few seconds."""
+    ttl = alive_ttl(ctx)
+    beat = max(1.0, ttl / 3)
+    sweep_every = max(1.0, min(10.0, ctx.settings.recover_after / 4))
+    last_sweep = 0.0
+    while not stop.is_set():
         try:
-            sweep(ctx)
+            ctx.redis.set(ctx.keys.worker_alive(worker_name), b"1", ex=ttl)
+            if time.monotonic() - last_sweep >= sweep_every:
+                last_sweep = time.monotonic()
+                sweep(ctx)
         except Exception as exc:  # Redis away: try again next round
             log.warning("sweeper_error", error=f"{type(exc).__name__}: {exc}")
+        stop.wait(min(beat, sweep_every))
 
 
 def run_worker(ctx: Context, burst: bool = False, name: str | None = None) -> None:
     set_context(ctx)
-    stop = threading.Event()
-    interval = max(1.0, min(10.0, ctx.settings.recover_after / 4))
-    sweeper = threading.Thread(target=_sweep_forever, args=(ctx, stop, interval), daemon=True, name="sweeper")
-    sweeper.start()
     worker = SimpleWorker([ctx.queue], connection=ctx.redis, serializer=JSONSerializer, name=name)
-    log.info("worker_started", queue=ctx.queue.name, handlers=[h.name for h in ctx.registry.all()])
+    stop = threading.Event()
+    thread = threading.Thread(target=_background, args=(ctx, worker.name, stop), daemon=True, name="sweeper")
+    thread.start()
+    log.info("worker_started", worker=worker.name, queue=ctx.queue.name,
+             handlers=[h.name for h in ctx.registry.all()])
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
     finally:
         stop.set()
+        thread.join(timeout=5)
+        try:
+            ctx.redis.delete(ctx.keys.worker_alive(worker.name))
+        except Exception:
+            pass
+        log.info("worker_stopped", worker=worker.name)

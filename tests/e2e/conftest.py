@@ -118,6 +118,7 @@ def base_env(redis_url: str) -> dict:
         "ORDERHOOKS_RECOVER_AFTER": "5",
         "ORDERHOOKS_MAX_BODY": "65536",
         "ORDERHOOKS_LOG_FORMAT": "json",
+        "ORDERHOOKS_LOG_LEVEL": "warning",
         "PYTHONPATH": str(ROOT),
     })
     return env
