@@ -27,6 +27,18 @@ RECORDED_HEADERS = (
     "content-type", "user-agent",
 )
 MASKED_HEADERS = ("x-genstore-hmac-sha256", "webhook-signature")
+SINGLE_HEADERS = (
+    "x-genstore-topic", "x-genstore-shop-domain", "x-genstore-event-id", "x-genstore-webhook-id",
+    "x-genstore-hmac-sha256", "webhook-id", "webhook-timestamp", "webhook-signature",
+)
+
+
+def duplicated_header(headers) -> str | None:
+    """The first header that must appear once but came several times (which copy counts would be a guess)."""
+    for name in SINGLE_HEADERS:
+        if len(headers.getlist(name)) > 1:
+            return name
+    return None
 
 
 class BodyTooLarge(Exception):
@@ -88,6 +100,9 @@ async def genstore_webhook(request: Request) -> JSONResponse:
                        headers={"Connection": "close"})
     except ClientDisconnect:
         return _answer("disconnected", 400, {"error": "client disconnected"}, topic)
+    twice = duplicated_header(request.headers)
+    if twice:
+        return _answer("bad_request", 400, {"error": f"header {twice} sent more than once"}, topic)
     standard_id = None
     if not settings.insecure_no_verify or settings.secret_keys:
         try:

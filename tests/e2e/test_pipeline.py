@@ -244,3 +244,30 @@ def test_replay_of_a_quarantined_event_after_a_fix(stack):
     assert event["error"] is None
     assert stack.api("/api/202412/orders/4001", shop=s).json()["order"]["note"] == "bug-trigger"
     assert wait_for(lambda: stack.calls(event_id), what="handlers after replay")
+
+
+def test_duplicated_signature_or_topic_header_is_400_and_not_stored(stack):
+    from orderhooks.config import secret_bytes
+    from receiver.verify import genstore_signature
+    from tests.conftest import SECRET
+
+    body = example_for_topic("orders/create")
+    sig = genstore_signature(secret_bytes(SECRET), body)
+    for duplicated in (("X-Genstore-Hmac-Sha256", sig), ("X-Genstore-Topic", "orders/paid"),
+                       ("X-Genstore-Event-Id", "other")):
+        event_id = str(uuid.uuid4())
+        headers = [("X-Genstore-Topic", "orders/create"), ("X-Genstore-Shop-Domain", "acme.genmystore.com"),
+                   ("X-Genstore-Event-Id", event_id), ("X-Genstore-Hmac-Sha256", sig), duplicated]
+        r = httpx.post(stack.url + "/webhooks/genstore", content=body, headers=headers, timeout=10)
+        assert r.status_code == 400, duplicated
+        assert duplicated[0].lower() in r.json()["error"]
+        assert event_id not in stored_ids(stack)
+
+
+def test_content_type_does_not_matter_the_signed_body_does(stack):
+    r = stack.post("orders/create", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 202 and r.json()["status"] == "queued"
+    form = b"order=1001&total=409.94"
+    r = stack.post("orders/create", form, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 202 and r.json()["status"] == "quarantined"
+    assert stack.event(r.json()["id"])["raw"] == form.decode()
