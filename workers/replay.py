@@ -61,6 +61,7 @@ def replay(ctx: Context, event_id: str) -> ReplayResult:
         _set_status(ctx, event_id, "queued", "normalized", json.dumps(normalized, separators=(",", ":")),
                     "order_id", order_id or "", "error", "", pipe=pipe)
         pipe.zadd(ctx.keys.order_events(record.shop, order_id), {event_id: record.received_at})
+        pipe.expire(ctx.keys.order_events(record.shop, order_id), ctx.settings.event_ttl)
         enqueue_processing(ctx.queue, [event_id], pipeline=pipe)
         pipe.execute()
         return ReplayResult(event_id, "queued", "pipeline")

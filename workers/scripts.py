@@ -17,7 +17,10 @@ if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[4], ARGV[1], ARGV[3])
-if ARGV[4] == '1' then redis.call('ZADD', KEYS[5], ARGV[1], ARGV[3]) end
+if ARGV[4] == '1' then
+  redis.call('ZADD', KEYS[5], ARGV[1], ARGV[3])
+  if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[5], ARGV[2]) end
+end
 return 1
 """
 

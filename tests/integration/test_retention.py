@@ -1,0 +1,42 @@
+"""Bounded memory: events, de-duplication and indexes expire after ORDERHOOKS_EVENT_TTL;
+RQ's registries keep results for a bounded time."""
+
+import time
+
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from schemas.samples import example_for_topic
+from workers import jobs
+from workers.intake import make_delivery, store_deliveries
+from workers.runner import sweep
+
+
+def test_event_hash_and_order_history_expire(ctx):
+    d = make_delivery("r1", "orders/create", "acme.genmystore.com", example_for_topic("orders/create"))
+    store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ttl=3600)
+    assert 3500 < ctx.redis.ttl(ctx.keys.event("r1")) <= 3600
+    assert 3500 < ctx.redis.ttl(ctx.keys.order_events("acme.genmystore.com", "1001")) <= 3600
+    assert ctx.redis.ttl(ctx.keys.order("acme.genmystore.com", "1001")) == -2  # not written yet
+    jobs.process_events(["r1"])
+    assert ctx.redis.ttl(ctx.keys.order("acme.genmystore.com", "1001")) == -1, "the projection is kept"
+
+
+def test_sweeper_trims_indexes_past_the_retention(ctx):
+    d = make_delivery("old", "orders/create", "acme.genmystore.com", example_for_topic("orders/create"),
+                      received_at=time.time() - ctx.settings.event_ttl - 10)
+    store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ttl=ctx.settings.event_ttl)
+    jobs.process_events(["old"])
+    assert ctx.redis.zscore(ctx.keys.events, "old") is not None
+    result = sweep(ctx)
+    assert result["trimmed"] >= 3  # all events, its status and its topic index
+    assert ctx.redis.zscore(ctx.keys.events, "old") is None
+    assert ctx.redis.zscore(ctx.keys.events_by_topic("orders/create"), "old") is None
+
+
+def test_rq_jobs_keep_results_for_a_bounded_time(ctx):
+    d = make_delivery("j1", "orders/create", "acme.genmystore.com", example_for_topic("orders/create"))
+    store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ttl=3600)
+    job = Job.fetch(ctx.queue.job_ids[0], connection=ctx.redis, serializer=JSONSerializer)
+    assert job.result_ttl == 300
+    assert job.failure_ttl == 7 * 24 * 3600
