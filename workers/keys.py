@@ -43,6 +43,11 @@ class Keys:
         """STRING: held by the one worker that sweeps for stuck events at a time."""
         return f"{self.prefix}sweeper:lock"
 
+    @property
+    def metrics(self) -> str:
+        """HASH: the workers' counters and latency buckets, read by /metrics at scrape time."""
+        return f"{self.prefix}metrics"
+
     def worker_alive(self, name: str) -> str:
         """STRING with a short TTL: refreshed while the worker process `name` is alive."""
         return f"{self.prefix}worker:{name}:alive"

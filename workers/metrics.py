@@ -37,7 +37,7 @@ SEP = "|"
 
 def metrics_key(keys: Keys) -> str:
     """HASH: the worker counters described in this module's docstring."""
-    return f"{keys.prefix}metrics"
+    return keys.metrics
 
 
 def bucket_index(seconds: float) -> int:
