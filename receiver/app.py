@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from orderhooks import logs
 from orderhooks.config import Settings
-from receiver import api, metrics, ui
+from receiver import api, metrics, openapi, ui
 from receiver.groupcommit import GroupWriter
 from receiver.intake import genstore_webhook
 from workers.context import Context, connect
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route(f"{API}/orders", api.list_orders),
             Route(f"{API}/orders/count", api.count_orders),
             Route(f"{API}/orders/{{order_id}}", api.get_order),
+            Route("/api/openapi.json", openapi.openapi_json),
             Route("/api/events", api.list_events),
             Route("/api/events/{event_id:path}", api.get_event),
             Route("/healthz", api.healthz),
