@@ -45,6 +45,10 @@ class Proc:
                 pass
         return total / 1024
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the process and its children (all threads)."""
+        return sum(cpu_seconds(pid) for pid in [self.pid, *_children(self.pid)])
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.popen.poll() is None:
             try:
@@ -59,6 +63,14 @@ class Proc:
 
     def tail(self, chars: int = 2000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:

@@ -19,7 +19,7 @@ from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
 from bench.load import steady, wrk
-from bench.procs import PYTHON, ROOT, Proc, env_with, wait_http
+from bench.procs import PYTHON, ROOT, Proc, cpu_seconds, env_with, wait_http
 from bench.report import Row, print_table
 from orderhooks.config import Settings, secret_bytes
 from orderhooks.embedded import EmbeddedRedis, free_port
@@ -81,15 +81,20 @@ def _used_memory(r: Redis) -> int:
 # -- 1. ingest -----------------------------------------------------------------------------------
 
 def _ingest_one(run: Run, name: str, proc: Proc, url: str, r: Redis | None,
-                count: Callable[[Redis], int] | None) -> dict:
+                count: Callable[[Redis], int] | None, server: EmbeddedRedis | None = None) -> dict:
     body_file, signature = _body_file(run)
     prefix = f"{name}-{uuid.uuid4().hex[:8]}"
     wait_http(proc, url)
     wrk(url + "/webhooks/genstore", body_file, signature, prefix + "-warm", run.warmup, run.connections)
     before = (_used_memory(r), count(r)) if r is not None and count else None
+    cpu = proc.cpu_seconds()
+    redis_cpu = cpu_seconds(server.process.pid) if server and server.process else 0.0
     result = wrk(url + "/webhooks/genstore", body_file, signature, prefix, run.seconds, run.connections)
     out = {"rate": result.rate, "requests": result.requests, "errors": result.errors,
-           "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "rss_mib": proc.rss_mib()}
+           "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "rss_mib": proc.rss_mib(),
+           "cpu_us": (proc.cpu_seconds() - cpu) / max(1, result.requests) * 1e6}
+    if server and server.process:
+        out["redis_cpu_us"] = (cpu_seconds(server.process.pid) - redis_cpu) / max(1, result.requests) * 1e6
     if before is not None:
         mem, n = _used_memory(r), count(r)
         out["stored"] = n - before[1]
@@ -108,7 +113,7 @@ def ingest(run: Run) -> None:
     env = env_with(REDIS_URL=server.url, ORDERHOOKS_SECRETS=SECRET)
     proc = run.start("naive", [PYTHON, "-m", "bench.serve", "naive", "--port", str(port)], env)
     run.results["ingest_naive"] = _ingest_one(run, "naive", proc, f"http://127.0.0.1:{port}", r,
-                                              lambda r: r.llen("rq:queue:naive"))
+                                              lambda r: r.llen("rq:queue:naive"), server)
 
     server, r = run.redis("ingest")
     port = free_port()
@@ -116,7 +121,8 @@ def ingest(run: Run) -> None:
                    ORDERHOOKS_LOG_FORMAT="json", ORDERHOOKS_DATA_DIR=str(run.workdir))
     proc = run.start("orderhooks-web", [PYTHON, "-m", "orderhooks.cli", "web", "--host", "127.0.0.1",
                                         "--port", str(port)], env)
-    out = _ingest_one(run, "orderhooks", proc, f"http://127.0.0.1:{port}", r, lambda r: r.zcard(KEYS.events))
+    out = _ingest_one(run, "orderhooks", proc, f"http://127.0.0.1:{port}", r, lambda r: r.zcard(KEYS.events),
+                      server)
     out["jobs"] = r.llen("rq:queue:orderhooks")
     run.results["ingest_orderhooks"] = out
 
@@ -267,6 +273,10 @@ def rows(run: Run) -> list[Row]:
             Row("", "", "naive rq enqueue", f"{naive['rate']:,.0f}", oh["rate"] / naive["rate"], ""),
             Row("Ingest, non-2xx or socket errors", str(oh["errors"]), "bare / naive",
                 f"{bare['errors']} / {naive['errors']}", None, "0", ok=oh["errors"] == 0),
+            Row("Ingest, receiver CPU per request, us", f"{oh['cpu_us']:.0f}", "bare / naive",
+                f"{bare['cpu_us']:.0f} / {naive['cpu_us']:.0f}", bare["cpu_us"] / oh["cpu_us"], ""),
+            Row("Ingest, Redis CPU per request, us", f"{oh['redis_cpu_us']:.0f}", "naive",
+                f"{naive['redis_cpu_us']:.0f}", None, ""),
             Row("Ingest, latency p50 / p99 ms", f"{oh['p50_ms']:.1f} / {oh['p99_ms']:.1f}", "bare / naive",
                 f"{bare['p50_ms']:.1f} / {bare['p99_ms']:.1f}  {naive['p50_ms']:.1f} / {naive['p99_ms']:.1f}",
                 None, ""),
