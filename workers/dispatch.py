@@ -34,9 +34,14 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def build_event(record: EventRecord, projection: Projection | None, stale: bool, attempt: int = 1) -> HandlerEvent:
-    normalized = NormalizedEvent.from_json(record.normalized) if record.normalized else None
-    order = Order.model_validate(projection.order) if projection and projection.order else None
+def build_event(record: EventRecord, projection: Projection | None, stale: bool, attempt: int = 1,
+                normalized: NormalizedEvent | None = None, order: Order | None = None) -> HandlerEvent:
+    """The handlers' event. `normalized` and `order`, when the caller already has them typed, save
+    validating the stored JSON again (they must be what that JSON validates to)."""
+    if normalized is None:
+        normalized = NormalizedEvent.from_json(record.normalized) if record.normalized else None
+    if order is None:
+        order = Order.model_validate(projection.order) if projection and projection.order else None
     refunds = [Refund.model_validate(r) for r in projection.refunds.values()] if projection else []
     return HandlerEvent(
         id=record.id,
@@ -113,12 +118,27 @@ def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterabl
     pipe.execute()
 
 
+def _typed_order(a: Applied, cache: dict[int, Order]) -> Order | None:
+    """The projection's order, typed. An applied snapshot *is* the projection's order: the stored
+    JSON is canonical, so validating it again would give back an equal model."""
+    if a.outcome == "applied" and a.event.order is not None:
+        return a.event.order
+    raw = a.projection.order
+    if raw is None:
+        return None
+    key = id(raw)
+    if key not in cache:
+        cache[key] = Order.model_validate(raw)
+    return cache[key]
+
+
 def dispatch_applied(ctx: Context, applied: list[Applied]) -> list[Outcome]:
     """Run every matching handler for freshly applied events, then record all outcomes."""
     outcomes = []
     delays = ctx.settings.retry_delays
+    orders: dict[int, Order] = {}  # stale events and refunds of one order share its projection's order
     for a in applied:
-        event = build_event(a.record, a.projection, a.stale)
+        event = build_event(a.record, a.projection, a.stale, normalized=a.event, order=_typed_order(a, orders))
         for handler in ctx.registry.matching(a.record.topic):
             outcomes.append(call_handler(handler, event, 0, delays))
     record_outcomes(ctx, outcomes, finished=[a.record.id for a in applied])

@@ -4,17 +4,24 @@
 ignored or quarantined); `store_deliveries` writes a whole group of them,
 de-duplicated atomically per event, and enqueues one RQ job for the group's
 new events, all in one pipeline.
+
+Processing jobs carry only event ids, under recognizable job ids, so that a
+worker starting one may take over the others still waiting
+(`claim_waiting`): a backlog then costs RQ's per-job overhead once per
+batch instead of once per event, and nothing ever waits to form a batch.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 
 from schemas import TOPICS, NormalizationError, normalize
 from workers.context import rq_pipeline
@@ -22,6 +29,30 @@ from workers.keys import Keys
 from workers.scripts import STORE_EVENT
 
 PROCESS_JOB = "workers.jobs.process_events"
+PROCESS_JOB_ID_PREFIX = "apply-"  # then the number of events the job carries, "-", a uuid
+CLAIM_EVENTS = 512  # a job takes over waiting processing jobs until it holds this many events
+CLAIM_JOBS = 256  # and looks at most this far into the queue
+
+# KEYS: the queue's list. ARGV: RQ's job key prefix, our job id prefix, events wanted, jobs looked at.
+# Takes waiting processing jobs off the head of the queue until their events add up to what is
+# wanted, deletes them and returns (id, hash) pairs: each job is run by whoever removed it from
+# the list, RQ's dequeue or this script, never both.
+CLAIM_WAITING = """
+local ids = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[4]) - 1)
+local wanted = tonumber(ARGV[3])
+local out = {}
+for _, id in ipairs(ids) do
+  if wanted <= 0 then break end
+  if string.sub(id, 1, #ARGV[2]) == ARGV[2] and redis.call('LREM', KEYS[1], 1, id) == 1 then
+    local key = ARGV[1] .. id
+    out[#out + 1] = id
+    out[#out + 1] = redis.call('HGETALL', key)
+    redis.call('DEL', key)
+    wanted = wanted - (tonumber(string.match(string.sub(id, #ARGV[2] + 1), '^(%d+)%-')) or 1)
+  end
+end
+return out
+"""
 
 
 @dataclass
@@ -88,9 +119,32 @@ def make_delivery(event_id: str, topic: str, shop: str, raw: bytes, **extra) -> 
 def enqueue_processing(queue: Queue, ids: list[str], pipeline=None) -> None:
     queue.enqueue_call(
         PROCESS_JOB, args=(ids,), pipeline=pipeline,
+        job_id=f"{PROCESS_JOB_ID_PREFIX}{len(ids)}-{uuid.uuid4().hex}",
         result_ttl=300, failure_ttl=7 * 24 * 3600, timeout=600,
         description=f"process {len(ids)} event(s)",
     )
+
+
+def claim_waiting(queue: Queue, events: int = CLAIM_EVENTS) -> list[str]:
+    """Take processing jobs still waiting at the queue's head, about `events` events' worth; return their ids.
+
+    Other jobs (handler retries, resumes) are left where they are. A worker dying after this
+    leaves the events `queued`: the sweeper enqueues them again, as for any lost job.
+    """
+    if events <= 0:
+        return []
+    script = queue.connection.register_script(CLAIM_WAITING)
+    found = script(keys=[queue.key], args=[Job.redis_job_namespace_prefix, PROCESS_JOB_ID_PREFIX, events,
+                                           CLAIM_JOBS])
+    ids: list[str] = []
+    for job_id, flat in zip(found[::2], found[1::2], strict=True):
+        if not flat:  # its hash had expired
+            continue
+        job = Job(job_id.decode(), connection=queue.connection, serializer=queue.serializer)
+        job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
+        if job.func_name == PROCESS_JOB:
+            ids += job.args[0]
+    return ids
 
 
 def store_deliveries(

@@ -1,0 +1,65 @@
+"""Batching for throughput: a processing job takes over the processing jobs waiting behind it.
+
+Runs against the session's real Redis, like the integration tests.
+"""
+
+from __future__ import annotations
+
+from rq import SimpleWorker
+
+from schemas.samples import example_for_topic
+from workers import jobs
+from workers.handlers import on
+from workers.intake import claim_waiting, enqueue_processing, make_delivery, store_deliveries
+from workers.records import load_event
+
+SHOP = "acme.genmystore.com"
+
+
+def _store(ctx, event_id: str, topic: str = "orders/create") -> None:
+    d = make_delivery(event_id, topic, SHOP, example_for_topic(topic))
+    store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ctx.settings.event_ttl)
+
+
+def test_claim_takes_waiting_processing_jobs_only(ctx):
+    for i in range(5):
+        _store(ctx, f"w{i}")
+    retry = ctx.queue.enqueue_call("workers.jobs.run_handler", args=("w0", "h"))
+    assert ctx.queue.count == 6
+    assert sorted(claim_waiting(ctx.queue)) == [f"w{i}" for i in range(5)]
+    assert ctx.queue.job_ids == [retry.id], "other jobs stay queued"
+    assert claim_waiting(ctx.queue) == []
+
+
+def test_claim_stops_once_it_holds_enough_events(ctx):
+    enqueue_processing(ctx.queue, ["a", "b", "c"])
+    enqueue_processing(ctx.queue, ["d"])
+    enqueue_processing(ctx.queue, ["e"])
+    assert claim_waiting(ctx.queue, events=4) == ["a", "b", "c", "d"]
+    assert ctx.queue.count == 1
+    assert claim_waiting(ctx.queue, events=0) == []
+
+
+def test_a_direct_call_does_not_claim(ctx):
+    _store(ctx, "d1")
+    _store(ctx, "d2")
+    jobs.process_events(["d1"])
+    assert ctx.queue.count == 2
+    assert load_event(ctx.redis, ctx.keys, "d2").status == "queued"
+
+
+def test_a_worker_drains_a_backlog_in_few_jobs_each_event_once(ctx):
+    calls = []
+    on("orders/*")(lambda event: calls.append(event.id))
+    ids = [f"b{i}" for i in range(40)]  # one order: the first applies, the rest are stale
+    for event_id in ids:
+        _store(ctx, event_id)
+    _store(ctx, "b0")  # a duplicate delivery: its job holds an id already held by another
+    worker = SimpleWorker([ctx.queue], connection=ctx.redis, serializer=ctx.queue.serializer)
+    worker.work(burst=True)
+    assert sorted(calls) == sorted(ids), "each handler call happens once"
+    for event_id in ids:
+        record = load_event(ctx.redis, ctx.keys, event_id)
+        assert record.status in ("processed", "stale") and record.attempts == 1
+    assert ctx.queue.count == 0
+    assert worker.successful_job_count < 5, "the first job took over the others"
