@@ -226,6 +226,8 @@ def _latency_one(run: Run, name: str, web: Proc, worker: Proc, url: str, r: Redi
         time.sleep(0.05)
     called = {k.decode(): float(v) for k, v in r.hgetall("bench:called").items()}
     measured = sent[warm:]
+    timeline = [(s.at, s.status, (called[s.event_id] - s.at) * 1000 if s.event_id in called else None) for s in sent]
+    (run.workdir / f"latency-{name}.json").write_text(json.dumps(timeline))
     lat = sorted((called[s.event_id] - s.at) * 1000 for s in measured if s.event_id in called)
     bad = sum(1 for s in sent if not 200 <= s.status < 300)
     out = {"n": len(measured), "missing": len(measured) - len(lat), "non_2xx": bad,

@@ -8,6 +8,7 @@ from datetime import datetime
 import redis
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -42,9 +43,13 @@ def _limit(params, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> in
     raw = params.get("limit")
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    try:  # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses
+        value = int(raw) if raw.isascii() and raw.isdigit() else 0
+    except ValueError:  # more digits than int() reads
+        value = 0
+    if not 1 <= value <= maximum:
         raise BadParameter("limit", f"a whole number from 1 to {maximum}")
-    return int(raw)
+    return value
 
 
 def _time(params, name: str) -> datetime | None:
@@ -60,15 +65,21 @@ def _time(params, name: str) -> datetime | None:
     return value
 
 
+def _only(params, *known: str) -> None:
+    """Refuse unknown parameters, and known ones given twice (which value would count?)."""
+    for name in params.keys():
+        if name not in known:
+            raise BadParameter(name, "unknown parameter")
+        if len(params.getlist(name)) > 1:
+            raise BadParameter(name, "given more than once")
+
+
 def _order_filter(params) -> queries.OrderFilter:
     status = params.get("status") or "any"
     if status not in queries.ORDER_STATUSES:
         raise BadParameter("status", "one of " + ", ".join(queries.ORDER_STATUSES))
-    known = {"limit", "sinceId", "financialStatus", "fulfillmentStatus", "status", "updatedAtMin",
-             "updatedAtMax", "shop"}
-    for name in params.keys():
-        if name not in known:
-            raise BadParameter(name, "unknown parameter")
+    _only(params, "limit", "sinceId", "financialStatus", "fulfillmentStatus", "status", "updatedAtMin",
+          "updatedAtMax", "shop")
     return queries.OrderFilter(
         since_id=params.get("sinceId") or None,
         financial_status=params.get("financialStatus") or None,
@@ -126,6 +137,7 @@ def count_orders(request: Request, ctx) -> Response:
 
 @protected
 def get_order(request: Request, ctx) -> Response:
+    _only(request.query_params, "shop")
     shop = _shop(request, ctx)
     order_id = request.path_params["order_id"]
     order = queries.get_order(ctx.redis, ctx.keys, shop, order_id) if shop else None
@@ -137,9 +149,7 @@ def get_order(request: Request, ctx) -> Response:
 @protected
 def list_events(request: Request, ctx) -> Response:
     params = request.query_params
-    for name in params.keys():
-        if name not in ("topic", "status", "orderId", "shop", "limit"):
-            raise BadParameter(name, "unknown parameter")
+    _only(params, "topic", "status", "orderId", "shop", "limit")
     status = params.get("status") or None
     if status and status not in STATUSES:
         raise BadParameter("status", "one of " + ", ".join(STATUSES))
@@ -153,11 +163,20 @@ def list_events(request: Request, ctx) -> Response:
 
 @protected
 def get_event(request: Request, ctx) -> Response:
+    _only(request.query_params)
     event_id = request.path_params["event_id"]
     record = load_event(ctx.redis, ctx.keys, event_id)
     if record is None:
         return _error(404, f"event {event_id} not found")
     return JSONResponse({"event": record.detail()})
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (no such route, wrong method) as JSON, like every other error."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return _error(exc.status_code, exc.detail, headers=exc.headers)
 
 
 async def healthz(request: Request) -> Response:

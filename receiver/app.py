@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Sequence
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from orderhooks import logs
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/metrics", metrics.endpoint),
             *ui.routes,
         ],
+        exception_handlers={HTTPException: api.http_error},
         lifespan=lifespan,
     )
     app.state.settings = settings

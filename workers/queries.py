@@ -17,8 +17,14 @@ ORDER_STATUSES = ("open", "closed", "cancelled", "any")
 
 
 def order_sort_key(order_id: str) -> tuple:
-    """Numeric ids compare as numbers, and come before any other ids."""
-    return (0, int(order_id), "") if order_id.isdigit() else (1, 0, order_id)
+    """Numeric ids compare as numbers, and come before any other ids.
+
+    Only ASCII digits make a number (str.isdigit() also says yes to "²", which int()
+    refuses), compared without int(), which refuses more than 4300 digits."""
+    if order_id.isascii() and order_id.isdigit():
+        digits = order_id.lstrip("0") or "0"
+        return (0, len(digits), digits, order_id)
+    return (1, 0, order_id, "")
 
 
 def shops(redis: Redis, keys: Keys) -> list[str]:
