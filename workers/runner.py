@@ -14,9 +14,11 @@ Applying is exactly-once, so sending an event round again is harmless.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
+import redis
 import structlog
 from rq import SimpleWorker
 from rq.executions import Execution
@@ -120,9 +122,51 @@ def _background(ctx: Context, worker_name: str, stop: threading.Event) -> None:
         stop.wait(min(beat, sweep_every))
 
 
+def wait_for_redis(ctx: Context, stop: threading.Event, most: float = 10.0) -> bool:
+    """Block until Redis answers (True), or until asked to stop (False)."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            ctx.redis.ping()
+            return True
+        except redis.RedisError as exc:
+            log.warning("redis_unavailable", error=f"{type(exc).__name__}: {exc}", retry_in=delay)
+            stop.wait(delay)
+            delay = min(most, delay * 2)
+    return False
+
+
 def run_worker(ctx: Context, burst: bool = False, name: str | None = None) -> None:
+    """Run until stopped; while Redis is away, wait for it and carry on."""
     set_context(ctx)
-    worker = SimpleWorker([ctx.queue], connection=ctx.redis, serializer=JSONSerializer, name=name)
+    stop = threading.Event()
+
+    def _stop_waiting(signum, frame):
+        stop.set()
+
+    previous = {s: signal.signal(s, _stop_waiting) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.is_set():
+            if not wait_for_redis(ctx, stop):
+                return
+            for s, handler in previous.items():  # RQ installs its own while it works
+                signal.signal(s, handler)
+            try:
+                _work(ctx, burst, name)
+                return
+            except redis.ConnectionError as exc:
+                log.warning("worker_lost_redis", error=f"{type(exc).__name__}: {exc}")
+                for s in previous:
+                    signal.signal(s, _stop_waiting)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _work(ctx: Context, burst: bool, name: str | None) -> None:
+    # Maintenance (restarting a scheduler lost with Redis, cleaning registries) every minute, not ten.
+    worker = SimpleWorker([ctx.queue], connection=ctx.redis, serializer=JSONSerializer, name=name,
+                          maintenance_interval=60)
     stop = threading.Event()
     thread = threading.Thread(target=_background, args=(ctx, worker.name, stop), daemon=True, name="sweeper")
     thread.start()
@@ -135,6 +179,6 @@ def run_worker(ctx: Context, burst: bool = False, name: str | None = None) -> No
         thread.join(timeout=5)
         try:
             ctx.redis.delete(ctx.keys.worker_alive(worker.name))
-        except Exception:
+        except redis.RedisError:
             pass
         log.info("worker_stopped", worker=worker.name)

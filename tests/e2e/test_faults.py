@@ -95,6 +95,13 @@ def assert_all_done(client: redislib.Redis, env: dict, items, shop: str) -> None
     assert not missing, f"{len(missing)} events never reached their handler"
 
 
+def drained(client: redislib.Redis, env: dict) -> bool:
+    """Nothing queued, no handler pending, no job running."""
+    queue = make_queue(client, Settings.from_env(env))
+    return (client.zcard("orderhooks:events:status:queued") == 0 and client.zcard("orderhooks:dispatching") == 0
+            and StartedJobRegistry(queue=queue).count == 0)
+
+
 def fault_env(redis_url: str) -> dict:
     return base_env(redis_url) | {"REDIS_URL": redis_url, "ORDERHOOKS_HANDLERS": "tests.e2e.handlers_slow",
                                   "ORDERHOOKS_RECOVER_AFTER": "4"}
@@ -123,10 +130,7 @@ def test_worker_killed_mid_burst_is_recovered_by_a_new_worker(own_redis):
         first.wait()
         assert client.zcard("orderhooks:events:status:queued") > 0, "the kill came mid-burst"
         second = start_worker(env)
-        wait_for(lambda: client.zcard("orderhooks:events:status:queued") == 0
-                 and client.zcard("orderhooks:dispatching") == 0
-                 and StartedJobRegistry(queue=make_queue(client, Settings.from_env(env))).count == 0,
-                 60, interval=0.2, what="the new worker to finish everything")
+        wait_for(lambda: drained(client, env), 60, interval=0.2, what="the new worker to finish everything")
         assert_all_done(client, env, items, shop)
     finally:
         stop(web, first, *([second] if second else []))
@@ -163,7 +167,8 @@ def test_redis_killed_after_acks_loses_nothing(own_redis, tmp_path):
         assert r.status_code == 202, "the receiver recovered by itself"
         items.append((r.json()["id"], "1001", body, ""))
         wait_for(lambda: all(client.hget(f"orderhooks:event:{e}", "status") in (b"processed", b"stale")
-                             for e, _, _, _ in items), 60, interval=0.3, what="everything to be processed")
+                             for e, _, _, _ in items) and drained(client, env),
+                 60, interval=0.3, what="everything to be processed")
         assert_all_done(client, env, items[:-1], shop)
     finally:
         stop(web, *([worker] if worker else []))
@@ -196,8 +201,7 @@ def test_sigterm_finishes_what_was_started(own_redis):
         late_codes = send_all(url, items, shop)  # the sender retries what was not acknowledged
         assert all(c in (200, 202) for c in late_codes)
         second = start_worker(env)
-        wait_for(lambda: client.zcard("orderhooks:events:status:queued") == 0
-                 and client.zcard("orderhooks:dispatching") == 0, 60, interval=0.2, what="the queue to drain")
+        wait_for(lambda: drained(client, env), 60, interval=0.2, what="the queue to drain")
         assert_all_done(client, env, items, shop)
         calls = [c.decode() for c in client.lrange("faults:calls", 0, -1)]
         assert len(calls) == len(set(calls)), "warm shutdowns call no handler twice"
