@@ -23,6 +23,7 @@ _DECIMAL = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _WHOLE = re.compile(r"[+-]?\d+(?:\.0+)?")
 _MONEY_DIGITS = 30  # amounts beyond 10**30 or finer than 10**-30 are not money
 _COUNT_LIMIT = 10**18  # quantities and grams; keeps them in a signed 64-bit range
+_MINUTE = timedelta(minutes=1)
 
 
 def _short(value: Any) -> str:
@@ -46,6 +47,10 @@ def _loose_bool(value: Any) -> bool | None:
 
 
 def _money(value: Any) -> Decimal | None:
+    if isinstance(value, str):  # the usual "409.94": at most 31 characters cannot be out of range
+        text = value.strip()
+        if len(text) <= _MONEY_DIGITS + 1 and _DECIMAL.fullmatch(text):
+            return Decimal(text)
     if _is_null(value):
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -106,7 +111,7 @@ def _time(value: Any) -> datetime | None:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     offset = moment.utcoffset()
-    if offset is not None and offset % timedelta(minutes=1):
+    if offset is not None and offset % _MINUTE:
         raise ValueError(f"not an ISO 8601 offset, hours and minutes ({_short(value)})")
     return moment
 
