@@ -68,16 +68,19 @@ def event_id_for(headers, topic: str, shop: str, body: bytes, standard_id: str |
     value = standard_id or headers.get("x-genstore-event-id") or headers.get("x-genstore-webhook-id")
     if value:
         value = value.strip()
-    if not value or len(value) > MAX_ID_LENGTH or any(c.isspace() for c in value):
+    if not value or len(value) > MAX_ID_LENGTH or len(value.split()) != 1:  # no whitespace inside
         seed = value.encode() if value else f"{topic}\n{shop}\n".encode() + body
         value = "sha256:" + hashlib.sha256(seed).hexdigest()
     return value
 
 
 def recorded_headers(headers) -> dict[str, str]:
-    kept = {k: headers[k] for k in RECORDED_HEADERS if k in headers}
+    first: dict[str, str] = {}
+    for k, v in headers.items():  # one pass; the first value of a repeated header, as headers[k] gives
+        first.setdefault(k, v)
+    kept = {k: first[k] for k in RECORDED_HEADERS if k in first}
     for k in MASKED_HEADERS:
-        if k in headers:
+        if k in first:
             kept[k] = "****"
     return kept
 
@@ -112,18 +115,18 @@ async def genstore_webhook(request: Request) -> JSONResponse:
             return _answer("unauthorized", 401, {"error": str(exc)}, topic)
     event_id = event_id_for(request.headers, topic, shop, body, standard_id)
     delivery: Delivery = make_delivery(event_id, topic, shop, body, headers=recorded_headers(request.headers))
-    bound = log.bind(event_id=event_id, topic=topic, shop=shop, order_id=delivery.order_id)
+    context = {"event_id": event_id, "topic": topic, "shop": shop, "order_id": delivery.order_id}
     try:
         stored = await state.writer.submit(delivery)
     except redis.RedisError as exc:
-        bound.warning("delivery_unavailable", error=type(exc).__name__)
+        log.warning("delivery_unavailable", **context, error=type(exc).__name__)
         return _answer("unavailable", 503, {"error": "storage unavailable, retry later"}, topic,
                        headers={"Retry-After": RETRY_AFTER})
     metrics.ACK_SECONDS.observe(time.perf_counter() - started)
     if not stored:
-        bound.info("delivery_duplicate")
+        log.info("delivery_duplicate", **context)
         return _answer("duplicate", 200, {"id": event_id, "status": "duplicate"}, topic)
-    bound.info("delivery_stored", status=delivery.status, reason=delivery.error)
+    log.info("delivery_stored", **context, status=delivery.status, reason=delivery.error)
     if delivery.status == "ignored":
         return _answer("ignored", 200, {"id": event_id, "status": "ignored"}, topic)
     if delivery.status == "quarantined":
