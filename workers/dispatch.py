@@ -98,15 +98,13 @@ def call_handler(handler: Handler, event: HandlerEvent, attempts_before: int, de
 def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterable[str] = ()) -> None:
     """One round trip: every outcome, retry jobs for those that will retry, dispatch bookkeeping."""
     keys = ctx.keys
-    script = ctx.redis.register_script(SET_HANDLER_OUTCOME)
     statuses = " ".join(STATUSES)
+    status_keys = keys.status_keys()
     pipe = rq_pipeline(ctx.redis)
     for o in outcomes:
-        script(
-            keys=[keys.event(o.event_id), *keys.status_keys()],
-            args=[HANDLER_FIELD + o.handler, json.dumps(o.data), statuses],
-            client=pipe,
-        )
+        # EVAL: a registered script would cost the pipeline a SCRIPT EXISTS round trip
+        pipe.eval(SET_HANDLER_OUTCOME, 1 + len(status_keys), keys.event(o.event_id), *status_keys,
+                  HANDLER_FIELD + o.handler, json.dumps(o.data), statuses)
         if o.retry_in is not None:
             ctx.queue.enqueue_in(
                 timedelta(seconds=o.retry_in), RUN_HANDLER_JOB, o.event_id, o.handler,

@@ -150,16 +150,18 @@ def claim_waiting(queue: Queue, events: int = CLAIM_EVENTS) -> list[str]:
 def store_deliveries(
     redis: Redis, keys: Keys, queue: Queue, deliveries: Sequence[Delivery], ttl: int
 ) -> list[bool]:
-    """Store a group in one round trip; True for each newly stored delivery, False for a duplicate."""
-    script = redis.register_script(STORE_EVENT)
+    """Store a group in one round trip; True for each newly stored delivery, False for a duplicate.
+
+    EVAL, not a registered script: redis-py checks a pipeline's scripts with SCRIPT EXISTS, one
+    more round trip per group, where EVAL costs Redis a hash of the short script text.
+    """
     pipe = rq_pipeline(redis)
     for d in deliveries:
         order_key = keys.order_events(d.shop, d.order_id) if d.order_id else keys.event(d.id)
-        script(
-            keys=[keys.event(d.id), keys.events, keys.events_by_status(d.status),
-                  keys.events_by_topic(d.topic), order_key],
-            args=[repr(d.received_at), ttl, d.id, "1" if d.order_id else "0", *d.fields()],
-            client=pipe,
+        pipe.eval(
+            STORE_EVENT, 5, keys.event(d.id), keys.events, keys.events_by_status(d.status),
+            keys.events_by_topic(d.topic), order_key,
+            repr(d.received_at), ttl, d.id, "1" if d.order_id else "0", *d.fields(),
         )
     queued = list(dict.fromkeys(d.id for d in deliveries if d.status == "queued"))
     if queued:

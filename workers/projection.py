@@ -63,7 +63,6 @@ def apply_events(redis: Redis, keys: Keys, ids: Sequence[str], handler_names) ->
 
     `handler_names(topic)` gives the handlers to mark pending on each event.
     """
-    script = redis.register_script(APPLY_ORDER)
     todo = list(dict.fromkeys(ids))
     done: list[Applied] = []
     for _ in range(MAX_RACES):
@@ -94,12 +93,10 @@ def apply_events(redis: Redis, keys: Keys, ids: Sequence[str], handler_names) ->
                     fields += [HANDLER_FIELD + name, _dumps({"status": "pending", "attempts": 0})]
                 ev_keys += [keys.event(a.record.id), keys.events_by_status(status)]
                 ev_args += [status, str(len(fields)), *fields]
-            script(
-                keys=[key, keys.orders(shop), keys.shops, keys.events_by_status("queued"),
-                      keys.dispatching, *ev_keys],
-                args=[raw or "", new_raw, oid, shop, now, *ev_args],
-                client=pipe,
-            )
+            cas_keys = [key, keys.orders(shop), keys.shops, keys.events_by_status("queued"), keys.dispatching]
+            # EVAL: a registered script would cost the pipeline a SCRIPT EXISTS round trip
+            pipe.eval(APPLY_ORDER, len(cas_keys) + len(ev_keys), *cas_keys, *ev_keys,
+                      raw or "", new_raw, oid, shop, now, *ev_args)
             plans.append(applied)
         results = pipe.execute() if plans else []
         todo = []
