@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings.require_verification()
     if not settings.redis_url:
         raise SystemExit("REDIS_URL: not set (orderhooks dev starts an embedded Redis and sets it)")
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, settings.log_level)
     redis = connect(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
     ctx = Context.create(settings, redis=redis, load=False)
 

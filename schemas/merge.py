@@ -126,4 +126,4 @@ def _format_amount(amount: Decimal) -> str:
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and exponent > -2:
         amount = amount.quantize(_CENTS)
-    return str(amount)
+    return format(amount, "f")  # never exponent notation: "0.0000001", not "1E-7"

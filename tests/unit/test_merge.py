@@ -256,3 +256,14 @@ def test_replaying_anything_after_the_end_changes_nothing(
         result = merge(final, *delivery)
         assert result.outcome in ("stale", "refund_duplicate")
         assert result.projection == final
+
+
+def test_total_refunded_is_a_plain_decimal_string_for_tiny_and_huge_amounts():
+    from decimal import Decimal
+
+    from schemas.merge import _format_amount
+
+    assert _format_amount(Decimal("0.0000001")) == "0.0000001"
+    assert _format_amount(Decimal("1E+3")) == "1000.00"
+    assert _format_amount(Decimal("0")) == "0.00"
+    assert _format_amount(Decimal("12.5")) == "12.50"
