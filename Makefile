@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean bench
+.PHONY: run test lint install clean bench soak fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The soak test: 20,000 deliveries with duplicates and shuffled versions; exits non-zero if anything is lost.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
+
+# Coverage-guided fuzzing of the normalizer (atheris is installed on demand, not a dependency).
+fuzz: $(STAMP)
+	$(BIN)/pip install --quiet atheris
+	$(BIN)/python -m bench.fuzz_normalize -max_total_time=$${FUZZ_SECONDS:-300}
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
