@@ -33,6 +33,14 @@ SINGLE_HEADERS = (
 )
 
 
+MAX_HEADER_BYTES = 32 * 1024
+
+
+def headers_too_large(request: Request) -> bool:
+    """Genstore's headers are a few hundred bytes; refuse anything far beyond (the body has its own limit)."""
+    return sum(len(k) + len(v) for k, v in request.scope["headers"]) > MAX_HEADER_BYTES
+
+
 def duplicated_header(headers) -> str | None:
     """The first header that must appear once but came several times (which copy counts would be a guess)."""
     for name in SINGLE_HEADERS:
@@ -96,6 +104,8 @@ async def genstore_webhook(request: Request) -> JSONResponse:
     settings = state.settings
     topic = request.headers.get("x-genstore-topic", "").strip()
     shop = request.headers.get("x-genstore-shop-domain", "").strip().lower()
+    if headers_too_large(request):
+        return _answer("too_large", 431, {"error": f"request headers larger than {MAX_HEADER_BYTES} bytes"}, "")
     try:
         body = await read_body(request, settings.max_body)
     except BodyTooLarge:

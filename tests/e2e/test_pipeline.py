@@ -271,3 +271,17 @@ def test_content_type_does_not_matter_the_signed_body_does(stack):
     r = stack.post("orders/create", form, headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 202 and r.json()["status"] == "quarantined"
     assert stack.event(r.json()["id"])["raw"] == form.decode()
+
+
+def test_oversized_headers(stack):
+    long_id = "x" * 5000
+    r = stack.post("orders/create", event_id=long_id, shop=shop())
+    assert r.status_code == 202
+    assert r.json()["id"].startswith("sha256:"), "an over-long event id is replaced by its hash"
+    again = stack.post("orders/create", event_id=long_id, shop=shop())
+    assert again.json() == {"id": r.json()["id"], "status": "duplicate"}, "and still de-duplicates"
+    before = len(stored_ids(stack))
+    huge = stack.post("orders/create", headers={"X-Padding": "p" * 200_000})
+    assert huge.status_code == 431
+    assert "headers" in huge.json()["error"]
+    assert len(stored_ids(stack)) == before
