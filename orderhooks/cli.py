@@ -174,11 +174,18 @@ def worker(burst: bool, processes: int) -> None:
         sys.exit(2)
     if processes > 1:
         args = [sys.executable, "-m", "orderhooks.cli", "worker"] + (["--burst"] if burst else [])
-        children = [subprocess.Popen(args) for _ in range(processes)]
-        try:
-            codes = [c.wait() for c in children]
-        except KeyboardInterrupt:
-            codes = [c.wait() for c in children]
+        # Own sessions, and signals forwarded from here: each worker gets a stop signal once (a terminal's
+        # Ctrl-C or a group-wide SIGTERM would reach it twice, and RQ takes a second one as "stop now").
+        children = [subprocess.Popen(args, start_new_session=True) for _ in range(processes)]
+
+        def forward(signum, _frame) -> None:
+            for c in children:
+                if c.poll() is None:
+                    c.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        codes = [c.wait() for c in children]
         sys.exit(max(codes))
     logs.configure(settings.log_format, settings.log_level)
     try:
