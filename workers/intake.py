@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,8 +36,8 @@ CLAIM_JOBS = 256  # and looks at most this far into the queue
 
 # KEYS: the queue's list. ARGV: RQ's job key prefix, our job id prefix, events wanted, jobs looked at.
 # Takes waiting processing jobs off the head of the queue until their events add up to what is
-# wanted, deletes them and returns (id, hash) pairs: each job is run by whoever removed it from
-# the list, RQ's dequeue or this script, never both.
+# wanted, deletes them and returns (id, data) pairs, data being RQ's serialized call: each job is
+# run by whoever removed it from the list, RQ's dequeue or this script, never both.
 CLAIM_WAITING = """
 local ids = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[4]) - 1)
 local wanted = tonumber(ARGV[3])
@@ -46,7 +47,7 @@ for _, id in ipairs(ids) do
   if string.sub(id, 1, #ARGV[2]) == ARGV[2] and redis.call('LREM', KEYS[1], 1, id) == 1 then
     local key = ARGV[1] .. id
     out[#out + 1] = id
-    out[#out + 1] = redis.call('HGETALL', key)
+    out[#out + 1] = redis.call('HGET', key, 'data') or ''
     redis.call('DEL', key)
     wanted = wanted - (tonumber(string.match(string.sub(id, #ARGV[2] + 1), '^(%d+)%-')) or 1)
   end
@@ -137,11 +138,14 @@ def claim_waiting(queue: Queue, events: int = CLAIM_EVENTS) -> list[str]:
     found = script(keys=[queue.key], args=[Job.redis_job_namespace_prefix, PROCESS_JOB_ID_PREFIX, events,
                                            CLAIM_JOBS])
     ids: list[str] = []
-    for job_id, flat in zip(found[::2], found[1::2], strict=True):
-        if not flat:  # its hash had expired
+    for job_id, data in zip(found[::2], found[1::2], strict=True):
+        if not data:  # its hash had expired
             continue
         job = Job(job_id.decode(), connection=queue.connection, serializer=queue.serializer)
-        job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
+        try:
+            job.data = zlib.decompress(data)  # as Job.restore reads it
+        except zlib.error:
+            job.data = data
         if job.func_name == PROCESS_JOB:
             ids += job.args[0]
     return ids
