@@ -135,17 +135,24 @@ def _order_body(i: int) -> bytes:
     return json.dumps(data).encode()
 
 
-def _wait_drained(proc: Proc, progress: Callable[[], int], n: int, timeout: float = 300.0) -> float:
-    """Items per second, from the first item seen done to the last (the worker's start-up excluded)."""
+def _wait_drained(proc: Proc, progress: Callable[[], int], n: int, server: EmbeddedRedis,
+                  timeout: float = 300.0) -> dict:
+    """Items per second, from the first item seen done to the last (the worker's start-up excluded),
+    and the CPU time the worker and Redis spent per item over the same span."""
     first_at = first_count = None
     deadline = time.monotonic() + timeout
+    redis_pid = server.process.pid if server.process else 0
     while True:
         done = progress()
         now = time.perf_counter()
         if first_at is None and done > 0:
             first_at, first_count = now, done
+            cpu0, redis0 = proc.cpu_seconds(), cpu_seconds(redis_pid)
         if done >= n:
-            return (n - first_count) / (now - first_at) if now > first_at else float("nan")
+            items = n - first_count
+            return {"rate": items / (now - first_at) if now > first_at else float("nan"),
+                    "cpu_us": (proc.cpu_seconds() - cpu0) / max(1, items) * 1e6,
+                    "redis_cpu_us": (cpu_seconds(redis_pid) - redis0) / max(1, items) * 1e6}
         if not proc.alive():
             raise RuntimeError(f"{proc.name} exited while draining:\n{proc.tail()}")
         if time.monotonic() > deadline:
@@ -167,8 +174,7 @@ def drain(run: Run) -> None:
     r.config_set("appendfsync", "always")
     proc = run.start("rq-worker", [PYTHON, "-m", "bench.rq_worker", "noop"], env_with(REDIS_URL=server.url))
     finished = FinishedJobRegistry("noop", connection=r)
-    rate = _wait_drained(proc, lambda: finished.count, n)
-    run.results["drain_rq"] = {"rate": rate, "rss_mib": proc.rss_mib()}
+    run.results["drain_rq"] = {**_wait_drained(proc, lambda: finished.count, n, server), "rss_mib": proc.rss_mib()}
     proc.stop()
 
     # orderhooks: n orders/create events of n distinct orders, stored as a receiver stores them when
@@ -195,8 +201,7 @@ def drain(run: Run) -> None:
         processed, stale, dispatching = pipe.execute()
         return processed + stale - dispatching
 
-    rate = _wait_drained(proc, progress, n)
-    out = {"rate": rate, "rss_mib": proc.rss_mib(), "jobs": jobs}
+    out = {**_wait_drained(proc, progress, n, server), "rss_mib": proc.rss_mib(), "jobs": jobs}
     proc.stop()
     for key in r.scan_iter("rq:*", count=1000):  # RQ's finished-job records expire on their own
         r.delete(key)
@@ -291,6 +296,8 @@ def rows(run: Run) -> list[Row]:
                        f"{run.worker_processes} worker process(es))",
                        f"{oh['rate']:,.0f}", "RQ SimpleWorker, no-op jobs/s", f"{rq['rate']:,.0f}",
                        oh["rate"] / rq["rate"], ">= 3 x RQ"))
+        out.append(Row("Drain, worker / Redis CPU per event, us", f"{oh['cpu_us']:.0f} / {oh['redis_cpu_us']:.0f}",
+                       "per RQ no-op job", f"{rq['cpu_us']:.0f} / {rq['redis_cpu_us']:.0f}", None, ""))
     if "latency_orderhooks" in res:
         oh, naive = res["latency_orderhooks"], res["latency_naive"]
         out.append(Row(f"End-to-end latency p50 / p99 ms (sent -> handler called, {run.rate:g}/s)",
