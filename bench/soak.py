@@ -48,6 +48,7 @@ import redis as redislib
 
 from orderhooks.config import secret_bytes
 from orderhooks.embedded import EmbeddedRedis, free_port
+from orderhooks.procs import terminate_all
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
 from workers.keys import Keys
@@ -229,15 +230,7 @@ def wait_up(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 def stop(*procs: subprocess.Popen) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    terminate_all(procs, timeout=30)
 
 
 def _moment(text: str | None) -> datetime | None:

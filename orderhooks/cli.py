@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orderhooks.config import ConfigError, Settings
+from orderhooks.procs import terminate_all
 
 console = Console()
 err = Console(stderr=True)
@@ -122,14 +123,7 @@ Press Ctrl-C to stop.""")
     except KeyboardInterrupt:
         pass
     finally:
-        for c in children:
-            if c.poll() is None:
-                c.terminate()
-        for c in children:
-            try:
-                c.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                c.kill()
+        terminate_all(children)
         if embedded:
             embedded.stop()
     sys.exit(max((c.returncode or 0) for c in children) if any(c.returncode for c in children) else 0)

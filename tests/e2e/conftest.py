@@ -17,6 +17,7 @@ import redis as redislib
 
 from orderhooks.config import secret_bytes
 from orderhooks.embedded import free_port
+from orderhooks.procs import terminate_all
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
 from tests.conftest import SECRET, TOKEN
@@ -96,15 +97,7 @@ def start_web(env: dict, module: str = "orderhooks.cli") -> tuple[subprocess.Pop
 
 
 def stop(*procs: subprocess.Popen) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    terminate_all(procs, timeout=15)
 
 
 def base_env(redis_url: str) -> dict:
