@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
@@ -224,7 +224,10 @@ def _latency_one(run: Run, name: str, web: Proc, worker: Proc, url: str, r: Redi
             "Content-Type": "application/json", "X-Genstore-Topic": TOPIC, "X-Genstore-Shop-Domain": SHOP,
             "X-Genstore-Event-Id": event_id, "X-Genstore-Hmac-Sha256": genstore_signature(key, body),
         }))
-    time.sleep(1.0)  # let the worker reach its first dequeue
+    deadline = time.monotonic() + 60
+    while not Worker.all(connection=r) and worker.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)  # until the worker has started and registered itself
+    time.sleep(0.5)
     sent = steady(url + "/webhooks/genstore", requests, run.rate)
     deadline = time.monotonic() + 30
     while r.hlen("bench:called") < n and time.monotonic() < deadline and worker.alive():
@@ -257,6 +260,7 @@ def latency(run: Run) -> None:
     run.results["latency_naive"] = _latency_one(run, "naive", web, worker, f"http://127.0.0.1:{port}", r)
 
     server, r = run.redis("latency")
+    r.config_set("latency-monitor-threshold", 20)  # Redis records its own stalls (fsync, slow commands)
     port = free_port()
     env = env_with(REDIS_URL=server.url, ORDERHOOKS_SECRETS=SECRET, ORDERHOOKS_HANDLERS="bench.handlers_latency",
                    ORDERHOOKS_LOG_FORMAT="json", ORDERHOOKS_DATA_DIR=str(run.workdir))
@@ -264,6 +268,9 @@ def latency(run: Run) -> None:
                                     str(port)], env)
     worker = run.start("latency-worker", [PYTHON, "-m", "orderhooks.cli", "worker"], env)
     run.results["latency_orderhooks"] = _latency_one(run, "orderhooks", web, worker, f"http://127.0.0.1:{port}", r)
+    stalls = {event.decode() if isinstance(event, bytes) else event: int(peak)
+              for event, _, _, peak in r.execute_command("LATENCY", "LATEST")}
+    run.results["latency_orderhooks"]["redis_stalls_ms"] = stalls
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -306,6 +313,8 @@ def rows(run: Run) -> list[Row]:
                        ok=oh["p99_ms"] <= 50 and oh["missing"] == 0 and oh["non_2xx"] == 0))
         out.append(Row("  max ms / not called / non-2xx", f"{oh['max_ms']:.1f} / {oh['missing']} / {oh['non_2xx']}",
                        "", f"{naive['max_ms']:.1f} / {naive['missing']} / {naive['non_2xx']}", None, ""))
+        stalls = ", ".join(f"{k} {v} ms" for k, v in sorted(oh.get("redis_stalls_ms", {}).items())) or "none"
+        out.append(Row("  Redis's own worst stalls >= 20 ms (LATENCY LATEST)", stalls, "", "", None, ""))
     if "ingest_orderhooks" in res:
         oh, naive = res["ingest_orderhooks"], res["ingest_naive"]
         out.append(Row("Redis bytes per stored event (queued)", f"{oh['bytes_per_item']:,.0f}",
