@@ -36,6 +36,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.soak
 
 # The soak test: 20,000 deliveries with duplicates and shuffled versions; exits non-zero if anything is lost.
 soak: $(STAMP)
