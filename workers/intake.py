@@ -163,9 +163,9 @@ def store_deliveries(
     for d in deliveries:
         order_key = keys.order_events(d.shop, d.order_id) if d.order_id else keys.event(d.id)
         pipe.eval(
-            STORE_EVENT, 5, keys.event(d.id), keys.events, keys.events_by_status(d.status),
-            keys.events_by_topic(d.topic), order_key,
-            repr(d.received_at), ttl, d.id, "1" if d.order_id else "0", *d.fields(),
+            STORE_EVENT, 6, keys.event(d.id), keys.events, keys.events_by_status(d.status),
+            keys.events_by_topic(d.topic), order_key, keys.shops,
+            repr(d.received_at), ttl, d.id, "1" if d.order_id else "0", d.shop, *d.fields(),
         )
     queued = list(dict.fromkeys(d.id for d in deliveries if d.status == "queued"))
     if queued:

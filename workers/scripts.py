@@ -5,13 +5,13 @@ Key names never appear here: callers pass them in KEYS, built by `workers.keys`.
 
 from __future__ import annotations
 
-# KEYS: event, events, status zset, topic zset, order history zset
-# ARGV: score, ttl, id, has_order (1/0), then field, value pairs for the event hash
+# KEYS: event, events, status zset, topic zset, order history zset, shops set
+# ARGV: score, ttl, id, has_order (1/0), shop ('' when none), then field, value pairs for the event hash
 # Returns 1 when stored, 0 when an event with this id is already stored.
 STORE_EVENT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local fields = {}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
@@ -21,6 +21,7 @@ if ARGV[4] == '1' then
   redis.call('ZADD', KEYS[5], ARGV[1], ARGV[3])
   if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[5], ARGV[2]) end
 end
+if ARGV[5] ~= '' then redis.call('SADD', KEYS[6], ARGV[5]) end
 return 1
 """
 

@@ -161,3 +161,11 @@ def test_testing_helper_feeds_handlers_without_redis():
     assert seen and seen[0][0] == "orders/paid" and str(seen[0][1]) == "409.94" and seen[0][2] is False
     assert isinstance(results[f"{broken.__module__}.{broken.__qualname__}"], RuntimeError)
     assert results[f"{remember.__module__}.{remember.__qualname__}"] is None
+
+
+def test_events_of_a_new_shop_are_found_by_order_id_before_they_are_applied(ctx):
+    from workers.queries import list_events
+
+    d = make_delivery("q1", "orders/create", "new.genmystore.com", example_for_topic("orders/create"))
+    store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ctx.settings.event_ttl)
+    assert [r.id for r in list_events(ctx.redis, ctx.keys, order_id="1001")] == ["q1"]
