@@ -6,11 +6,10 @@ import hmac
 from datetime import datetime
 
 import redis
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from workers import queries
 from workers.keys import STATUSES
@@ -192,6 +191,3 @@ async def readyz(request: Request) -> Response:
                             headers={"Retry-After": "5"})
     return JSONResponse({"status": "ok", "redis": "ok"})
 
-
-async def metrics(request: Request) -> Response:
-    return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
