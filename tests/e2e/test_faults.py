@@ -114,12 +114,16 @@ def own_redis(tmp_path):
     server.stop(kill=True)
 
 
-def test_worker_killed_mid_burst_is_recovered_by_a_new_worker(own_redis):
-    env = fault_env(own_redis.url)
-    client = redislib.Redis.from_url(own_redis.url)
-    shop = "kill.genmystore.com"
-    items = deliveries(shop)
+def start_burst(server: EmbeddedRedis, shop: str):
+    """A receiver on its own Redis, and the shuffled deliveries to send it."""
+    env = fault_env(server.url)
     web, url = start_web(env)
+    return env, redislib.Redis.from_url(server.url), deliveries(shop), web, url
+
+
+def test_worker_killed_mid_burst_is_recovered_by_a_new_worker(own_redis):
+    shop = "kill.genmystore.com"
+    env, client, items, web, url = start_burst(own_redis, shop)
     first = start_worker(env)
     second = None
     try:
@@ -137,10 +141,8 @@ def test_worker_killed_mid_burst_is_recovered_by_a_new_worker(own_redis):
 
 
 def test_redis_killed_after_acks_loses_nothing(own_redis, tmp_path):
-    env = fault_env(own_redis.url)
     shop = "crash.genmystore.com"
-    items = deliveries(shop)
-    web, url = start_web(env)
+    env, _, items, web, url = start_burst(own_redis, shop)
     worker = None
     try:
         codes = send_all(url, items, shop)
@@ -175,11 +177,8 @@ def test_redis_killed_after_acks_loses_nothing(own_redis, tmp_path):
 
 
 def test_sigterm_finishes_what_was_started(own_redis):
-    env = fault_env(own_redis.url)
-    client = redislib.Redis.from_url(own_redis.url)
     shop = "term.genmystore.com"
-    items = deliveries(shop)
-    web, url = start_web(env)
+    env, client, items, web, url = start_burst(own_redis, shop)
     worker = start_worker(env)
     second = None
     try:
