@@ -14,8 +14,8 @@ from orderhooks.config import Settings
 from receiver import api, metrics, openapi, ui
 from receiver.groupcommit import GroupWriter
 from receiver.intake import genstore_webhook
-from workers.context import Context, connect
-from workers.intake import Delivery, store_deliveries
+from workers.context import Context, connect, connect_async
+from workers.intake import Delivery, store_deliveries_async
 
 API = "/api/202412"
 
@@ -29,8 +29,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     redis = connect(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
     ctx = Context.create(settings, redis=redis, load=False)
 
-    def store(deliveries: Sequence[Delivery]) -> list[bool]:
-        return store_deliveries(ctx.redis, ctx.keys, ctx.queue, deliveries, settings.event_ttl)
+    aredis = connect_async(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+
+    async def store(deliveries: Sequence[Delivery]) -> list[bool]:
+        return await store_deliveries_async(aredis, ctx.redis, ctx.keys, ctx.queue, deliveries, settings.event_ttl)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -38,7 +40,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            app.state.writer.close()
+            await app.state.writer.close()
+            await aredis.aclose()
             redis.close()
 
     app = Starlette(

@@ -34,7 +34,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from schemas import TOPICS, NormalizedEvent, Projection, merge, order_view
+from schemas import TOPICS, Projection, merge, order_view
 from workers import queries
 from workers.keys import STATUSES
 from workers.projection import load_projection
@@ -388,7 +388,7 @@ def projection_around(ctx, record: EventRecord) -> Around | None:
     loaded = load_events(ctx.redis, ctx.keys, ids)
     applied = sorted(
         (r for r in loaded
-         if r is not None and r.state in ("processed", "stale") and r.processed_at and r.normalized),
+         if r is not None and r.state in ("processed", "stale") and r.processed_at and r.event),
         key=lambda r: (r.processed_at, r.received_at, r.id),
     )
     position = next((i for i, r in enumerate(applied) if r.id == record.id), None)
@@ -401,7 +401,7 @@ def projection_around(ctx, record: EventRecord) -> Around | None:
         for i, r in enumerate(applied[: position + 1]):
             if i == position:
                 before = projection
-            projection = merge(projection, r.topic, r.id, NormalizedEvent.from_json(r.normalized)).projection
+            projection = merge(projection, r.topic, r.id, r.event).projection
     except (ValueError, TypeError) as exc:
         return Around(None, None, current, [], True, position + 1, len(applied),
                       f"Could not re-derive the projection: {exc}")

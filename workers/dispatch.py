@@ -39,7 +39,7 @@ def build_event(record: EventRecord, projection: Projection | None, stale: bool,
     """The handlers' event. `normalized` and `order`, when the caller already has them typed, save
     validating the stored JSON again (they must be what that JSON validates to)."""
     if normalized is None:
-        normalized = NormalizedEvent.from_json(record.normalized) if record.normalized else None
+        normalized = record.event
     if order is None:
         order = Order.model_validate(projection.order) if projection and projection.order else None
     refunds = [Refund.model_validate(r) for r in projection.refunds.values()] if projection else []

@@ -21,13 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from rq import Queue
 from rq.job import Job
 
-from schemas import TOPICS, NormalizationError, normalize
+from schemas import TOPICS, NormalizationError, NormalizedEvent, normalize
 from workers.context import rq_pipeline
 from workers.keys import Keys
-from workers.scripts import STORE_EVENT
+from workers.scripts import STORE_EVENTS
 
 PROCESS_JOB = "workers.jobs.process_events"
 PROCESS_JOB_ID_PREFIX = "apply-"  # then the number of events the job carries, "-", a uuid
@@ -68,36 +69,34 @@ class Delivery:
     headers: dict[str, str] = field(default_factory=dict)
     source: str = "webhook"
     status: str = "queued"
-    normalized: dict | None = None
     order_id: str | None = None
     error: str | None = None
 
-    def fields(self) -> list[bytes | str]:
-        values: dict[str, bytes | str] = {
+    def meta(self) -> dict[str, str]:
+        """The event hash's fields but `raw`, all strings."""
+        values = {
             "id": self.id,
             "topic": self.topic,
             "shop": self.shop,
             "source": self.source,
             "received_at": repr(self.received_at),
             "headers": json.dumps(self.headers, sort_keys=True),
-            "raw": self.raw,
             "status": self.status,
             "attempts": "0",
         }
-        if self.normalized is not None:
-            values["normalized"] = json.dumps(self.normalized, separators=(",", ":"))
         if self.order_id:
             values["order_id"] = self.order_id
         if self.error:
             values["error"] = self.error
-        flat: list[bytes | str] = []
-        for k, v in values.items():
-            flat += [k, v]
-        return flat
+        return values
 
 
-def triage(topic: str, shop: str, raw: bytes) -> tuple[str, dict | None, str | None, str | None]:
-    """Pure: (status, normalized json, order id, error) for a verified delivery."""
+def triage(topic: str, shop: str, raw: bytes) -> tuple[str, NormalizedEvent | None, str | None, str | None]:
+    """Pure: (status, normalized event, order id, error) for a verified delivery.
+
+    Only the raw body is stored: normalizing is pure, so whoever needs the event later
+    (worker, read API) rebuilds exactly this one from it.
+    """
     if topic not in TOPICS:
         return "ignored", None, None, f"unknown topic {topic!r}"
     if not shop:
@@ -106,15 +105,13 @@ def triage(topic: str, shop: str, raw: bytes) -> tuple[str, dict | None, str | N
         event = normalize(topic, raw)
     except NormalizationError as exc:
         return "quarantined", None, None, exc.reason
-    return "queued", event.to_json(), event.order_id, None
+    return "queued", event, event.order_id, None
 
 
 def make_delivery(event_id: str, topic: str, shop: str, raw: bytes, **extra) -> Delivery:
-    status, normalized, order_id, error = triage(topic, shop, raw)
-    return Delivery(
-        id=event_id, topic=topic, shop=shop, raw=raw, status=status,
-        normalized=normalized, order_id=order_id, error=error, **extra,
-    )
+    status, _, order_id, error = triage(topic, shop, raw)
+    return Delivery(id=event_id, topic=topic, shop=shop, raw=raw, status=status, order_id=order_id, error=error,
+                    **extra)
 
 
 def enqueue_processing(queue: Queue, ids: list[str], pipeline=None) -> None:
@@ -151,25 +148,53 @@ def claim_waiting(queue: Queue, events: int = CLAIM_EVENTS) -> list[str]:
     return ids
 
 
-def store_deliveries(
-    redis: Redis, keys: Keys, queue: Queue, deliveries: Sequence[Delivery], ttl: int
-) -> list[bool]:
-    """Store a group in one round trip; True for each newly stored delivery, False for a duplicate.
+def stage_deliveries(redis: Redis, keys: Keys, queue: Queue, deliveries: Sequence[Delivery], ttl: int):
+    """Queue a group's commands on a MULTI pipeline, unsent: one EVAL storing every delivery, then
+    one RQ job for the new events.
 
     EVAL, not a registered script: redis-py checks a pipeline's scripts with SCRIPT EXISTS, one
     more round trip per group, where EVAL costs Redis a hash of the short script text.
     """
     pipe = rq_pipeline(redis)
-    for d in deliveries:
-        order_key = keys.order_events(d.shop, d.order_id) if d.order_id else keys.event(d.id)
-        pipe.eval(
-            STORE_EVENT, 6, keys.event(d.id), keys.events, keys.events_by_status(d.status),
-            keys.events_by_topic(d.topic), order_key, keys.shops,
-            repr(d.received_at), ttl, d.id, "1" if d.order_id else "0", d.shop, *d.fields(),
-        )
+    if deliveries:
+        event_keys: list[str] = [keys.events, keys.shops]
+        args: list[str | bytes | int] = [ttl]
+        for d in deliveries:
+            event_key = keys.event(d.id)
+            event_keys += [event_key, keys.events_by_status(d.status), keys.events_by_topic(d.topic),
+                           keys.order_events(d.shop, d.order_id) if d.order_id else event_key]
+            args += [json.dumps(d.meta(), separators=(",", ":")), d.raw]
+        pipe.eval(STORE_EVENTS, len(event_keys), *event_keys, *args)
     queued = list(dict.fromkeys(d.id for d in deliveries if d.status == "queued"))
     if queued:
         # A duplicate of an event still waiting is listed too: applying is exactly-once.
         enqueue_processing(queue, queued, pipeline=pipe)
-    results = pipe.execute()
-    return [bool(r) for r in results[: len(deliveries)]]
+    return pipe
+
+
+def stored_flags(results: Sequence, count: int) -> list[bool]:
+    """True for each newly stored delivery of the group, False for a duplicate."""
+    return [bool(r) for r in results[0]] if count else []
+
+
+def store_deliveries(
+    redis: Redis, keys: Keys, queue: Queue, deliveries: Sequence[Delivery], ttl: int
+) -> list[bool]:
+    """Store a group in one round trip; True for each newly stored delivery, False for a duplicate."""
+    return stored_flags(stage_deliveries(redis, keys, queue, deliveries, ttl).execute(), len(deliveries))
+
+
+async def store_deliveries_async(
+    aredis: AsyncRedis, redis: Redis, keys: Keys, queue: Queue, deliveries: Sequence[Delivery], ttl: int
+) -> list[bool]:
+    """`store_deliveries` on an asyncio connection: the same commands, sent without blocking the loop.
+
+    The commands are staged on `redis` (RQ builds its job on a synchronous pipeline, which sends
+    nothing before `execute`) and sent through `aredis`.
+    """
+    staged = stage_deliveries(redis, keys, queue, deliveries, ttl)
+    pipe = aredis.pipeline(transaction=True)
+    for args, options in staged.command_stack:
+        pipe.pipeline_execute_command(*args, **options)
+    staged.reset()
+    return stored_flags(await pipe.execute(), len(deliveries))

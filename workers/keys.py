@@ -17,7 +17,7 @@ class Keys:
     prefix: str = "orderhooks:"
 
     def event(self, event_id: str) -> str:
-        """HASH: one stored delivery (raw body, normalized form, status, handler outcomes)."""
+        """HASH: one stored delivery (raw body, status, handler outcomes)."""
         return f"{self.prefix}event:{event_id}"
 
     @property

@@ -19,7 +19,7 @@ from redis import Redis
 
 from schemas import NormalizedEvent, Projection, merge
 from workers.keys import Keys
-from workers.records import HANDLER_FIELD, EventRecord, load_events
+from workers.records import HANDLER_FIELD, EventRecord, load_events, set_status
 from workers.scripts import APPLY_ORDER
 
 MAX_RACES = 50
@@ -51,7 +51,7 @@ def load_projection(redis: Redis, keys: Keys, shop: str, order_id: str) -> Proje
 def _fold(current: Projection | None, records: list[EventRecord]) -> list[Applied]:
     applied = []
     for rec in records:
-        event = NormalizedEvent.from_json(rec.normalized)
+        event = rec.event
         result = merge(current, rec.topic, rec.id, event)
         current = result.projection
         applied.append(Applied(rec, event, result.outcome, current))
@@ -68,7 +68,10 @@ def apply_events(redis: Redis, keys: Keys, ids: Sequence[str], handler_names) ->
     for _ in range(MAX_RACES):
         if not todo:
             return done
-        records = [r for r in load_events(redis, keys, todo) if r and r.status == "queued" and r.normalized]
+        records = [r for r in load_events(redis, keys, todo) if r and r.status == "queued"]
+        for rec in [r for r in records if r.event is None]:  # accepted by an older version, perhaps
+            set_status(redis, keys, rec.id, "quarantined", "error", f"no longer normalizes: {rec.normalize_error}")
+        records = [r for r in records if r.event is not None]
         groups: dict[tuple[str, str], list[EventRecord]] = defaultdict(list)
         for rec in sorted(records, key=lambda r: (r.received_at, r.id)):
             groups[(rec.shop, rec.order_id or "")].append(rec)

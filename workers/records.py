@@ -1,4 +1,4 @@
-"""Reading stored events back from Redis into plain records."""
+"""Stored events: reading them back from Redis into plain records, and setting their status."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 from redis import Redis
 
-from workers.keys import Keys
+from schemas import NormalizationError, NormalizedEvent, UnknownTopic, normalize
+from workers.keys import STATUSES, Keys
+from workers.scripts import SET_STATUS
 
 HANDLER_FIELD = "handler:"
 
@@ -28,7 +31,6 @@ class EventRecord:
     raw: bytes
     source: str = "webhook"
     order_id: str | None = None
-    normalized: dict | None = None
     error: str | None = None
     attempts: int = 0
     state: str | None = None
@@ -55,7 +57,6 @@ class EventRecord:
             raw=text.get("raw") or b"",
             source=_s(text.get("source")) or "webhook",
             order_id=_s(text.get("order_id")),
-            normalized=json.loads(text["normalized"]) if text.get("normalized") else None,
             error=_s(text.get("error")) or None,
             attempts=int(text.get("attempts") or 0),
             state=_s(text.get("state")),
@@ -64,6 +65,35 @@ class EventRecord:
             headers=json.loads(text["headers"]) if text.get("headers") else {},
             handlers=handlers,
         )
+
+    @cached_property
+    def _normalization(self) -> tuple[NormalizedEvent | None, str | None]:
+        if self.status in ("quarantined", "ignored"):
+            return None, None
+        try:
+            return normalize(self.topic, self.raw), None
+        except (NormalizationError, UnknownTopic) as exc:
+            return None, getattr(exc, "reason", str(exc))
+
+    @property
+    def event(self) -> NormalizedEvent | None:
+        """The canonical event, rebuilt from the raw body.
+
+        Normalizing is pure, so this is the event the receiver checked when it accepted the
+        delivery. None for a quarantined or ignored event, or a body that no longer normalizes
+        (`normalize_error` says why).
+        """
+        return self._normalization[0]
+
+    @property
+    def normalize_error(self) -> str | None:
+        return self._normalization[1]
+
+    @property
+    def normalized(self) -> dict | None:
+        """The canonical event's JSON form, or None."""
+        event = self.event
+        return event.to_json() if event is not None else None
 
     @property
     def received_iso(self) -> str:
@@ -108,3 +138,12 @@ def load_events(redis: Redis, keys: Keys, ids: Sequence[str]) -> list[EventRecor
 
 def load_event(redis: Redis, keys: Keys, event_id: str) -> EventRecord | None:
     return EventRecord.from_hash(redis.hgetall(keys.event(event_id)))
+
+
+def set_status(redis: Redis, keys: Keys, event_id: str, status: str, *fields: str, client=None) -> None:
+    """Move an event to `status` (and its status index), setting `fields` (name, value, ...) beside it."""
+    redis.register_script(SET_STATUS)(
+        keys=[keys.event(event_id), *keys.status_keys()],
+        args=[status, " ".join(STATUSES), *fields],
+        client=client or redis,
+    )

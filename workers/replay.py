@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from workers.context import Context, rq_pipeline
 from workers.dispatch import RUN_HANDLER_JOB
 from workers.intake import enqueue_processing, triage
-from workers.keys import STATUSES
-from workers.records import HANDLER_FIELD, load_event
-from workers.scripts import SET_STATUS
+from workers.records import HANDLER_FIELD, load_event, set_status
 
 
 @dataclass
@@ -22,12 +20,7 @@ class ReplayResult:
 
 
 def _set_status(ctx: Context, event_id: str, status: str, *fields: str, pipe=None) -> None:
-    script = ctx.redis.register_script(SET_STATUS)
-    script(
-        keys=[ctx.keys.event(event_id), *ctx.keys.status_keys()],
-        args=[status, " ".join(STATUSES), *fields],
-        client=pipe or ctx.redis,
-    )
+    set_status(ctx.redis, ctx.keys, event_id, status, *fields, client=pipe)
 
 
 def replay(ctx: Context, event_id: str) -> ReplayResult:
@@ -53,13 +46,12 @@ def replay(ctx: Context, event_id: str) -> ReplayResult:
         pipe.execute()
         return ReplayResult(event_id, record.state or "processed", "handlers", ", ".join(failed))
     if record.status in ("quarantined", "ignored"):
-        status, normalized, order_id, error = triage(record.topic, record.shop, record.raw)
+        status, _, order_id, error = triage(record.topic, record.shop, record.raw)
         if status != "queued":
             _set_status(ctx, event_id, record.status, "error", error or "")
             return ReplayResult(event_id, record.status, "none", error or "")
         pipe = rq_pipeline(ctx.redis)
-        _set_status(ctx, event_id, "queued", "normalized", json.dumps(normalized, separators=(",", ":")),
-                    "order_id", order_id or "", "error", "", pipe=pipe)
+        _set_status(ctx, event_id, "queued", "order_id", order_id or "", "error", "", pipe=pipe)
         pipe.zadd(ctx.keys.order_events(record.shop, order_id), {event_id: record.received_at})
         pipe.expire(ctx.keys.order_events(record.shop, order_id), ctx.settings.event_ttl)
         enqueue_processing(ctx.queue, [event_id], pipeline=pipe)

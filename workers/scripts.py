@@ -5,24 +5,42 @@ Key names never appear here: callers pass them in KEYS, built by `workers.keys`.
 
 from __future__ import annotations
 
-# KEYS: event, events, status zset, topic zset, order history zset, shops set
-# ARGV: score, ttl, id, has_order (1/0), shop ('' when none), then field, value pairs for the event hash
-# Returns 1 when stored, 0 when an event with this id is already stored.
-STORE_EVENT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(fields))
-if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[1], ARGV[3])
-if ARGV[4] == '1' then
-  redis.call('ZADD', KEYS[5], ARGV[1], ARGV[3])
-  if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[5], ARGV[2]) end
+# A group of deliveries, each stored unless its event id is already stored.
+# KEYS: events, shops, then per delivery: event hash, status zset, topic zset, order history zset
+#       (the event hash's own key again when the delivery names no order)
+# ARGV: ttl, then per delivery: its event hash fields as one JSON object of strings (`id`,
+#       `received_at`, `shop`, `order_id` among them), then its raw body (the `raw` field)
+# Returns one flag per delivery: 1 when stored, 0 when an event with this id is already stored.
+# A JSON object costs Redis one cjson.decode; a field, value pair each costs the caller a packed argument.
+STORE_EVENTS = """
+local ttl = tonumber(ARGV[1])
+local out = {}
+for i = 1, (#KEYS - 2) / 4 do
+  local k = 2 + (i - 1) * 4
+  if redis.call('EXISTS', KEYS[k + 1]) == 1 then
+    out[i] = 0
+  else
+    local meta = cjson.decode(ARGV[2 * i])
+    local fields = {'raw', ARGV[2 * i + 1]}
+    for name, value in pairs(meta) do
+      fields[#fields + 1] = name
+      fields[#fields + 1] = value
+    end
+    redis.call('HSET', KEYS[k + 1], unpack(fields))
+    if ttl > 0 then redis.call('EXPIRE', KEYS[k + 1], ttl) end
+    local score, id = meta['received_at'], meta['id']
+    redis.call('ZADD', KEYS[1], score, id)
+    redis.call('ZADD', KEYS[k + 2], score, id)
+    redis.call('ZADD', KEYS[k + 3], score, id)
+    if meta['order_id'] then
+      redis.call('ZADD', KEYS[k + 4], score, id)
+      if ttl > 0 then redis.call('EXPIRE', KEYS[k + 4], ttl) end
+    end
+    if meta['shop'] ~= '' then redis.call('SADD', KEYS[2], meta['shop']) end
+    out[i] = 1
+  end
 end
-if ARGV[5] ~= '' then redis.call('SADD', KEYS[6], ARGV[5]) end
-return 1
+return out
 """
 
 # Compare-and-set of one order's projection together with the status of the

@@ -48,7 +48,7 @@ def make_event(
     result = merge(previous, topic, event_id, normalized)
     record = EventRecord(
         id=event_id, topic=topic, shop=shop, status="processed", received_at=time.time(), raw=raw,
-        order_id=normalized.order_id, normalized=normalized.to_json(),
+        order_id=normalized.order_id,
         state="stale" if result.outcome == "stale" else "processed",
     )
     return build_event(record, result.projection, result.outcome == "stale")

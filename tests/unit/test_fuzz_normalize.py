@@ -342,14 +342,16 @@ def test_triage_never_crashes(topic: str, shop: str, sample: tuple[str, str], da
     if data.draw(st.booleans(), label="mutate"):
         tree = _mutate(data, tree)
     body = _damage(data, _dumps(tree).encode())
-    status, normalized, order_id, error = triage(topic, shop, body)
+    status, event, order_id, error = triage(topic, shop, body)
     assert status in ("queued", "quarantined", "ignored")
     if status == "queued":
-        assert normalized is not None and order_id and error is None
-        assert json.loads(json.dumps(normalized)) == normalized
-        assert NormalizedEvent.from_json(normalized).to_json() == normalized  # the worker reloads it
+        assert event is not None and order_id == event.order_id and error is None
+        canonical = event.to_json()
+        assert json.loads(json.dumps(canonical)) == canonical
+        assert normalize(topic, body).to_json() == canonical  # the worker rebuilds it from the raw body
+        assert NormalizedEvent.from_json(canonical).to_json() == canonical
     else:
-        assert normalized is None and error and "\n" not in error
+        assert event is None and error and "\n" not in error
 
 
 @settings(deadline=None, max_examples=200)
