@@ -169,3 +169,35 @@ def test_events_of_a_new_shop_are_found_by_order_id_before_they_are_applied(ctx)
     d = make_delivery("q1", "orders/create", "new.genmystore.com", example_for_topic("orders/create"))
     store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ctx.settings.event_ttl)
     assert [r.id for r in list_events(ctx.redis, ctx.keys, order_id="1001")] == ["q1"]
+
+
+def test_queued_event_whose_body_no_longer_normalizes_is_quarantined_with_the_reason(ctx):
+    """Only the raw body is stored; an event an older version queued is re-normalized by the worker."""
+    from workers.intake import Delivery
+
+    older = Delivery(id="old-1", topic="orders/update", shop=SHOP, raw=b'{"order": {"orderId": "9"}}',
+                     status="queued", order_id="9")  # no updatedAt: today's normalize refuses it
+    assert store_deliveries(ctx.redis, ctx.keys, ctx.queue, [older], ctx.settings.event_ttl) == [True]
+    assert apply_events(ctx.redis, ctx.keys, ["old-1"], lambda topic: []) == []
+    record = load_event(ctx.redis, ctx.keys, "old-1")
+    assert record.status == "quarantined"
+    assert record.error == "no longer normalizes: order.updatedAt: missing"
+    assert ctx.redis.zscore(ctx.keys.events_by_status("quarantined"), "old-1") is not None
+    assert ctx.redis.zscore(ctx.keys.events_by_status("queued"), "old-1") is None
+    assert get_order(ctx.redis, ctx.keys, SHOP, "9") is None
+
+
+def test_a_group_is_stored_in_one_script_with_each_delivery_flagged(ctx):
+    ds = [make_delivery(f"g{i}", "orders/create", SHOP, example_for_topic("orders/create")) for i in range(3)]
+    ds.append(make_delivery("g1", "orders/create", SHOP, example_for_topic("orders/create")))  # resent at once
+    ds.append(make_delivery("g-junk", "orders/create", SHOP, b"not json"))
+    flags = store_deliveries(ctx.redis, ctx.keys, ctx.queue, ds, ctx.settings.event_ttl)
+    assert flags == [True, True, True, False, True]
+    stored = load_event(ctx.redis, ctx.keys, "g0")
+    assert stored.raw == example_for_topic("orders/create") and stored.status == "queued"
+    assert stored.order_id == "1001" and stored.event is not None and stored.event.order_id == "1001"
+    junk = load_event(ctx.redis, ctx.keys, "g-junk")
+    assert junk.status == "quarantined" and junk.error.startswith("body is not valid JSON") and junk.event is None
+    assert ctx.redis.zcard(ctx.keys.events) == 4
+    assert ctx.redis.zcard(ctx.keys.order_events(SHOP, "1001")) == 3
+    assert ctx.redis.ttl(ctx.keys.event("g0")) > 0
