@@ -3,6 +3,9 @@
 - `bare_app`: reads the body and answers 200: the ceiling of uvicorn + Starlette.
 - `naive_app`: verifies the signature and calls `rq.Queue.enqueue` per request,
   the usual first version of a webhook receiver.
+- `normalize_app`: reads the body and normalizes it (`triage`), nothing else: no
+  signature, no Redis. The contract answers `queued` or `quarantined` only after
+  normalizing, so this is the most any receiver keeping the contract can reach.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from starlette.routing import Route
 
 from orderhooks.config import secret_bytes
 from receiver.verify import VerificationError, verify
+from workers.intake import triage
 
 PATH = "/webhooks/genstore"
 
@@ -27,6 +31,16 @@ def bare_app() -> Starlette:
     async def receive(request: Request) -> Response:
         await request.body()
         return Response(b'{"status":"ok"}', media_type="application/json")
+
+    return Starlette(routes=[Route(PATH, receive, methods=["POST"])])
+
+
+def normalize_app() -> Starlette:
+    async def receive(request: Request) -> Response:
+        body = await request.body()
+        status, _, _, _ = triage(request.headers.get("x-genstore-topic", ""),
+                                 request.headers.get("x-genstore-shop-domain", ""), body)
+        return JSONResponse({"status": status}, status_code=202)
 
     return Starlette(routes=[Route(PATH, receive, methods=["POST"])])
 

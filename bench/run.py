@@ -108,6 +108,10 @@ def ingest(run: Run) -> None:
     proc = run.start("bare", [PYTHON, "-m", "bench.serve", "bare", "--port", str(port)], env_with())
     run.results["ingest_bare"] = _ingest_one(run, "bare", proc, f"http://127.0.0.1:{port}", None, None)
 
+    port = free_port()
+    proc = run.start("normalize", [PYTHON, "-m", "bench.serve", "normalize", "--port", str(port)], env_with())
+    run.results["ingest_normalize"] = _ingest_one(run, "normalize", proc, f"http://127.0.0.1:{port}", None, None)
+
     server, r = run.redis("naive")
     port = free_port()
     env = env_with(REDIS_URL=server.url, ORDERHOOKS_SECRETS=SECRET)
@@ -280,15 +284,20 @@ def rows(run: Run) -> list[Row]:
     out: list[Row] = []
     if "ingest_orderhooks" in res:
         oh, bare, naive = res["ingest_orderhooks"], res["ingest_bare"], res["ingest_naive"]
+        floor = res["ingest_normalize"]
         label = f"Ingest, req/s (wrk -t1 -c{run.connections}, {run.seconds:g}s; WEB_CONCURRENCY={run.web_processes})"
         out += [
             Row(label, f"{oh['rate']:,.0f}", "bare Starlette", f"{bare['rate']:,.0f}",
                 oh["rate"] / bare["rate"], ">= 0.4 x bare"),
             Row("", "", "naive rq enqueue", f"{naive['rate']:,.0f}", oh["rate"] / naive["rate"], ""),
+            Row("", "", "normalize only (no HMAC, no Redis)", f"{floor['rate']:,.0f}", oh["rate"] / floor["rate"], ""),
+            Row("Ingest ceiling: normalize only vs bare", f"{floor['rate']:,.0f}", "bare Starlette",
+                f"{bare['rate']:,.0f}", floor["rate"] / bare["rate"], ""),
             Row("Ingest, non-2xx or socket errors", str(oh["errors"]), "bare / naive",
                 f"{bare['errors']} / {naive['errors']}", None, "0", ok=oh["errors"] == 0),
-            Row("Ingest, receiver CPU per request, us", f"{oh['cpu_us']:.0f}", "bare / naive",
-                f"{bare['cpu_us']:.0f} / {naive['cpu_us']:.0f}", bare["cpu_us"] / oh["cpu_us"], ""),
+            Row("Ingest, receiver CPU per request, us", f"{oh['cpu_us']:.0f}", "bare / normalize / naive",
+                f"{bare['cpu_us']:.0f} / {floor['cpu_us']:.0f} / {naive['cpu_us']:.0f}",
+                bare["cpu_us"] / oh["cpu_us"], ""),
             Row("Ingest, Redis CPU per request, us", f"{oh['redis_cpu_us']:.0f}", "naive",
                 f"{naive['redis_cpu_us']:.0f}", None, ""),
             Row("Ingest, latency p50 / p99 ms", f"{oh['p50_ms']:.1f} / {oh['p99_ms']:.1f}", "bare / naive",

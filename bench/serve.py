@@ -1,4 +1,4 @@
-"""`python -m bench.serve bare|naive --port P`: a baseline app under `orderhooks web`'s uvicorn settings."""
+"""`python -m bench.serve bare|normalize|naive --port P`: a baseline app under `orderhooks web`'s uvicorn settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import uvicorn
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("app", choices=["bare", "naive"])
+    parser.add_argument("app", choices=["bare", "normalize", "naive"])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     # The same arguments as orderhooks.cli:web, so only the application differs.
