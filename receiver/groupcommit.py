@@ -40,12 +40,14 @@ class GroupWriter:
                 del self._waiting[: self._max]
                 try:
                     results = await self._store([item for item, _ in batch])
+                    if len(results) != len(batch):
+                        raise RuntimeError(f"stored {len(batch)} deliveries, got {len(results)} answers")
                 except Exception as exc:  # every request of the group gets the error
                     for _, fut in batch:
                         if not fut.done():  # the client may have gone away
                             fut.set_exception(exc)
                 else:
-                    for (_, fut), result in zip(batch, results, strict=True):
+                    for (_, fut), result in zip(batch, results, strict=True):  # lengths checked above
                         if not fut.done():
                             fut.set_result(result)
         finally:
