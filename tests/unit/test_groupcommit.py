@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from receiver.groupcommit import GroupWriter
+
+
+def run(coro):
+    """asyncio.run in a thread of its own: the browser tests' session keeps a loop running in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=10)
 
 
 class Store:
@@ -31,7 +38,7 @@ def test_a_lone_delivery_is_written_at_once_and_later_arrivals_form_the_next_gro
         await writer.close()
         return store.groups, answers
 
-    groups, answers = asyncio.run(main())
+    groups, answers = run(main())
     assert groups == [["a"], ["b", "c", "d"], ["e"]]  # max_batch bounds a group
     assert answers == [f"stored {x}" for x in "abcde"]  # each request gets its own answer
 
@@ -46,7 +53,7 @@ def test_an_error_reaches_every_request_of_its_group_and_the_next_group_is_still
         results = await asyncio.gather(first, *tasks, return_exceptions=True)
         return store.groups, results
 
-    groups, results = asyncio.run(main())
+    groups, results = run(main())
     assert groups == [["a"], ["b", "c"], ["d"]]
     assert results[0] == "stored a" and results[3] == "stored d"
     assert all(isinstance(r, ConnectionError) for r in results[1:3])
@@ -60,6 +67,6 @@ def test_a_store_answering_the_wrong_number_of_results_fails_the_group_instead_o
         writer = GroupWriter(short)
         return await asyncio.gather(*(writer.submit(x) for x in "ab"), return_exceptions=True)
 
-    results = asyncio.run(asyncio.wait_for(main(), 5))
+    results = run(asyncio.wait_for(main(), 5))
     assert all(isinstance(r, RuntimeError) for r in results)
     assert str(results[0]) == "stored 2 deliveries, got 1 answers"
