@@ -478,7 +478,7 @@ def event(request: Request, session: dict) -> Response:
         "e": record,
         "body": body,
         "body_is_json": is_json,
-        "normalized": _pretty(record.normalized) if record.normalized is not None else None,
+        "normalized": _pretty(record.event.to_json()) if record.event is not None else None,
         "handlers": handlers,
         "timeline": _timeline(record),
         "around": projection_around(ctx, record),

@@ -19,10 +19,6 @@ class ReplayResult:
     detail: str = ""
 
 
-def _set_status(ctx: Context, event_id: str, status: str, *fields: str, pipe=None) -> None:
-    set_status(ctx.redis, ctx.keys, event_id, status, *fields, client=pipe)
-
-
 def replay(ctx: Context, event_id: str) -> ReplayResult:
     record = load_event(ctx.redis, ctx.keys, event_id)
     if record is None:
@@ -38,7 +34,7 @@ def replay(ctx: Context, event_id: str) -> ReplayResult:
                 "status": "retrying", "attempts": attempts, "cycleStart": attempts,
                 "error": prev.get("error"), "traceback": prev.get("traceback"),
             })]
-        _set_status(ctx, event_id, record.state or "processed", *fields, pipe=pipe)
+        set_status(ctx.redis, ctx.keys, event_id, record.state or "processed", *fields, client=pipe)
         for name in failed:
             ctx.queue.enqueue_call(RUN_HANDLER_JOB, args=(event_id, name), pipeline=pipe,
                                    result_ttl=300, failure_ttl=7 * 24 * 3600,
@@ -48,10 +44,10 @@ def replay(ctx: Context, event_id: str) -> ReplayResult:
     if record.status in ("quarantined", "ignored"):
         status, _, order_id, error = triage(record.topic, record.shop, record.raw)
         if status != "queued":
-            _set_status(ctx, event_id, record.status, "error", error or "")
+            set_status(ctx.redis, ctx.keys, event_id, record.status, "error", error or "")
             return ReplayResult(event_id, record.status, "none", error or "")
         pipe = rq_pipeline(ctx.redis)
-        _set_status(ctx, event_id, "queued", "order_id", order_id or "", "error", "", pipe=pipe)
+        set_status(ctx.redis, ctx.keys, event_id, "queued", "order_id", order_id or "", "error", "", client=pipe)
         pipe.zadd(ctx.keys.order_events(record.shop, order_id), {event_id: record.received_at})
         pipe.expire(ctx.keys.order_events(record.shop, order_id), ctx.settings.event_ttl)
         enqueue_processing(ctx.queue, [event_id], pipeline=pipe)
