@@ -150,9 +150,9 @@ def test_redis_killed_after_acks_loses_nothing(own_redis, tmp_path):
         own_redis.stop(kill=True)  # SIGKILL right after the last acknowledgement
         # meanwhile: the receiver says 503 with Retry-After, and /readyz tells the truth
         body = example_for_topic("orders/create")
-        r = httpx.post(url + "/webhooks/genstore", content=body, timeout=10, headers={
-            "X-Genstore-Topic": "orders/create", "X-Genstore-Shop-Domain": shop,
-            "X-Genstore-Hmac-Sha256": genstore_signature(secret_bytes(SECRET), body)})
+        signed = {"X-Genstore-Topic": "orders/create", "X-Genstore-Shop-Domain": shop,
+                  "X-Genstore-Hmac-Sha256": genstore_signature(secret_bytes(SECRET), body)}
+        r = httpx.post(url + "/webhooks/genstore", content=body, timeout=10, headers=signed)
         assert r.status_code == 503 and r.headers["Retry-After"]
         assert httpx.get(url + "/readyz", timeout=10).status_code == 503
         worker = start_worker(env)  # starts while Redis is away, and must wait for it
@@ -163,9 +163,7 @@ def test_redis_killed_after_acks_loses_nothing(own_redis, tmp_path):
         stored = sum(client.exists(f"orderhooks:event:{e}") for e, _, _, _ in items)
         assert stored == len(items), "every acknowledged delivery survived the crash"
         wait_for(lambda: httpx.get(url + "/readyz", timeout=5).status_code == 200, 20, what="readyz to recover")
-        r = httpx.post(url + "/webhooks/genstore", content=body, timeout=10, headers={
-            "X-Genstore-Topic": "orders/create", "X-Genstore-Shop-Domain": shop,
-            "X-Genstore-Hmac-Sha256": genstore_signature(secret_bytes(SECRET), body)})
+        r = httpx.post(url + "/webhooks/genstore", content=body, timeout=10, headers=signed)
         assert r.status_code == 202, "the receiver recovered by itself"
         items.append((r.json()["id"], "1001", body, ""))
         wait_for(lambda: all(client.hget(f"orderhooks:event:{e}", "status") in (b"processed", b"stale")
