@@ -51,7 +51,7 @@ from orderhooks.embedded import EmbeddedRedis, free_port
 from orderhooks.procs import terminate_all
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
-from workers.keys import Keys
+from workers.keys import GENSTORE, Keys, event_ref
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION_TOPICS = ("orders/create", "orders/update", "orders/paid", "orders/fulfilled")
@@ -71,7 +71,7 @@ class Send:
 
 @dataclass
 class Tally:
-    queued: set[str] = field(default_factory=set)
+    queued: set[str] = field(default_factory=set)  # refs of the events acknowledged as new
     duplicate_answers: int = 0
     other: dict[int, int] = field(default_factory=dict)
     retries: int = 0
@@ -194,7 +194,7 @@ async def send_all(url: str, secret: bytes, sends: list[Send], concurrency: int,
                 tally.latencies.append(time.perf_counter() - start)
                 answer = json.loads(payload) if payload else {}
                 if status == 202 and answer.get("status") == "queued":
-                    tally.queued.add(answer["id"])
+                    tally.queued.add(event_ref(GENSTORE, s.shop, answer["id"]))
                 elif status == 200 and answer.get("status") == "duplicate":
                     tally.duplicate_answers += 1
                 else:
@@ -238,6 +238,7 @@ def _moment(text: str | None) -> datetime | None:
 
 
 def audit(client: redislib.Redis, keys: Keys, accepted: set[str], newest: dict) -> dict[str, int]:
+    """`accepted`: the refs (`workers.keys.event_ref`) of the events acknowledged as new."""
     ids = sorted(accepted)
     statuses: dict[str, int] = {}
     lost = 0
@@ -253,7 +254,7 @@ def audit(client: redislib.Redis, keys: Keys, accepted: set[str], newest: dict) 
     items = sorted(newest.items())
     for start in range(0, len(items), 1000):
         part = items[start : start + 1000]
-        stored = client.mget([keys.order(shop, order_id) for (shop, order_id), _ in part])
+        stored = client.mget([keys.order(GENSTORE, shop, order_id) for (shop, order_id), _ in part])
         for (_, updated), raw in zip(part, stored, strict=True):
             order = json.loads(raw)["order"] if raw else None
             wrong += order is None or _moment(order.get("updatedAt")) != _moment(updated)
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             sample = rng.sample(sorted(tally.queued), min(500, len(tally.queued)))
             event_bytes = mean_usage(client, [keys.event(i) for i in sample])
             some_orders = rng.sample(sorted(newest), min(500, len(newest)))
-            order_bytes = mean_usage(client, [keys.order(shop, order_id) for shop, order_id in some_orders])
+            order_bytes = mean_usage(client, [keys.order(GENSTORE, shop, order_id) for shop, order_id in some_orders])
             result = audit(client, keys, tally.queued, newest)
             worker_rss = rss_kib(worker.pid)
         finally:

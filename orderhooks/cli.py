@@ -292,17 +292,32 @@ def events(topic, status, order_id, shop, limit, as_json) -> None:
             for r in records])
 
 
-@main.command()
-@click.argument("event_id")
-def event(event_id) -> None:
-    """Show one event: raw body, normalized form, each handler's outcome."""
-    from workers.records import load_event
+def _one_event(ctx, event_id: str, shop: str | None, platform: str | None):
+    """The one stored event with this id (in `shop`/`platform` when given); exit 1 when there is none,
+    2 listing the candidates (`platform shop id`) when the id is in several shops."""
+    from workers.records import find_events
 
-    ctx = _context()
-    record = load_event(ctx.redis, ctx.keys, event_id)
-    if record is None:
+    found = find_events(ctx.redis, ctx.keys, event_id, shop=shop.strip().lower() if shop is not None else None,
+                        platform=platform)
+    if not found:
         err.print(f"event {event_id} not found")
         sys.exit(1)
+    if len(found) > 1:
+        err.print(f"event {event_id} exists in several shops; choose one with --shop (and --platform):")
+        for r in found:
+            err.print(f"  {r.platform} {r.shop or '(no shop)'} {r.id}", markup=False, highlight=False)
+        sys.exit(2)
+    return found[0]
+
+
+@main.command()
+@click.argument("event_id")
+@click.option("--shop", help="the event's shop, when its id is used by several shops")
+@click.option("--platform", help="the event's platform (genstore)")
+def event(event_id, shop, platform) -> None:
+    """Show one event: raw body, normalized form, each handler's outcome."""
+    ctx = _context()
+    record = _one_event(ctx, event_id, shop, platform)
     console.print_json(json.dumps(record.detail()))
 
 
@@ -316,13 +331,14 @@ def event(event_id) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def orders(shop, status, financial_status, fulfillment_status, since_id, limit, as_json) -> None:
     """List orders of the projection."""
-    from workers.queries import OrderFilter, list_orders, shops
+    from workers.queries import OrderFilter, list_orders, platform_of, shops
 
     ctx = _context()
-    shop_list = [shop.lower()] if shop else shops(ctx.redis, ctx.keys)
+    shop_list = [(platform_of(ctx.redis, ctx.keys, shop.lower()), shop.lower())] if shop else shops(
+        ctx.redis, ctx.keys)
     flt = OrderFilter(since_id=since_id, financial_status=financial_status,
                       fulfillment_status=fulfillment_status, status=status)
-    found = [o for s in shop_list for o in list_orders(ctx.redis, ctx.keys, s, flt, limit)][:limit]
+    found = [o for p, s in shop_list for o in list_orders(ctx.redis, ctx.keys, p, s, flt, limit)][:limit]
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -336,11 +352,12 @@ def orders(shop, status, financial_status, fulfillment_status, since_id, limit, 
 @click.option("--shop")
 def order(order_id, shop) -> None:
     """Show one order of the projection."""
-    from workers.queries import get_order, shops
+    from workers.queries import get_order, platform_of, shops
 
     ctx = _context()
-    for s in [shop.lower()] if shop else shops(ctx.redis, ctx.keys):
-        found = get_order(ctx.redis, ctx.keys, s, order_id)
+    for p, s in [(platform_of(ctx.redis, ctx.keys, shop.lower()), shop.lower())] if shop else shops(
+            ctx.redis, ctx.keys):
+        found = get_order(ctx.redis, ctx.keys, p, s, order_id)
         if found:
             console.print_json(json.dumps(found))
             return
@@ -351,7 +368,9 @@ def order(order_id, shop) -> None:
 @main.command()
 @click.argument("event_id", required=False)
 @click.option("--status", type=click.Choice(["failed", "quarantined"]))
-def replay(event_id, status) -> None:
+@click.option("--shop", help="the event's shop, when its id is used by several shops")
+@click.option("--platform", help="the event's platform (genstore)")
+def replay(event_id, status, shop, platform) -> None:
     """Replay one event, or every failed or quarantined one."""
     from workers.replay import replay as replay_one
     from workers.replay import replay_status
@@ -361,7 +380,10 @@ def replay(event_id, status) -> None:
         sys.exit(2)
     ctx = _context()
     try:
-        results = replay_status(ctx, status) if status else [replay_one(ctx, event_id)]
+        if status:
+            results = replay_status(ctx, status)
+        else:
+            results = [replay_one(ctx, _one_event(ctx, event_id, shop, platform).ref)]
     except KeyError:
         err.print(f"event {event_id} not found")
         sys.exit(1)

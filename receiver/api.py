@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import json
 from datetime import datetime
+from typing import Any
 
 import redis
 from starlette.concurrency import run_in_threadpool
@@ -13,11 +15,22 @@ from starlette.responses import JSONResponse, Response
 
 from workers import queries
 from workers.keys import STATUSES
-from workers.records import load_event
+from workers.records import find_events
 
 TOKEN_HEADER = "x-genstore-access-token"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 250
+
+
+class JSON(JSONResponse):
+    """A JSON response that always renders: text that cannot be UTF-8 (a lone surrogate stored by an
+    older version, say) goes out as a JSON escape instead of failing the request."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
 
 
 class BadParameter(Exception):
@@ -27,7 +40,7 @@ class BadParameter(Exception):
 
 
 def _error(status: int, message: str, **extra) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, **extra)
+    return JSON({"error": message}, status_code=status, **extra)
 
 
 def authorized(request: Request) -> bool:
@@ -89,13 +102,14 @@ def _order_filter(params) -> queries.OrderFilter:
     )
 
 
-def _shop(request: Request, ctx) -> str | None:
+def _shop(request: Request, ctx) -> tuple[str, str] | None:
+    """(platform, shop) the request is about: `shop=`, or the only shop known."""
     shop = (request.query_params.get("shop") or "").strip().lower()
     if shop:
-        return shop
+        return queries.platform_of(ctx.redis, ctx.keys, shop), shop
     known = queries.shops(ctx.redis, ctx.keys)
     if len(known) > 1:
-        raise BadParameter("shop", "required when several shops are known: " + ", ".join(known))
+        raise BadParameter("shop", "required when several shops are known: " + ", ".join(s for _, s in known))
     return known[0] if known else None
 
 
@@ -121,8 +135,8 @@ def list_orders(request: Request, ctx) -> Response:
     flt = _order_filter(params)
     limit = _limit(params)
     shop = _shop(request, ctx)
-    orders = queries.list_orders(ctx.redis, ctx.keys, shop, flt, limit) if shop else []
-    return JSONResponse({"orders": orders})
+    orders = queries.list_orders(ctx.redis, ctx.keys, *shop, flt, limit) if shop else []
+    return JSON({"orders": orders})
 
 
 @protected
@@ -131,7 +145,7 @@ def count_orders(request: Request, ctx) -> Response:
     flt = _order_filter(params)
     _limit(params)
     shop = _shop(request, ctx)
-    return JSONResponse({"count": queries.count_orders(ctx.redis, ctx.keys, shop, flt) if shop else 0})
+    return JSON({"count": queries.count_orders(ctx.redis, ctx.keys, *shop, flt) if shop else 0})
 
 
 @protected
@@ -139,10 +153,10 @@ def get_order(request: Request, ctx) -> Response:
     _only(request.query_params, "shop")
     shop = _shop(request, ctx)
     order_id = request.path_params["order_id"]
-    order = queries.get_order(ctx.redis, ctx.keys, shop, order_id) if shop else None
+    order = queries.get_order(ctx.redis, ctx.keys, *shop, order_id) if shop else None
     if order is None:
         return _error(404, f"order {order_id} not found")
-    return JSONResponse({"order": order})
+    return JSON({"order": order})
 
 
 @protected
@@ -157,17 +171,24 @@ def list_events(request: Request, ctx) -> Response:
         order_id=params.get("orderId") or None, shop=(params.get("shop") or "").lower() or None,
         limit=_limit(params),
     )
-    return JSONResponse({"events": [r.summary() for r in records]})
+    return JSON({"events": [r.summary() for r in records]})
 
 
 @protected
 def get_event(request: Request, ctx) -> Response:
-    _only(request.query_params)
+    """One event by id; `shop=` and `platform=` choose among events of several shops sharing the id."""
+    params = request.query_params
+    _only(params, "shop", "platform")
     event_id = request.path_params["event_id"]
-    record = load_event(ctx.redis, ctx.keys, event_id)
-    if record is None:
+    shop = params.get("shop")
+    found = find_events(ctx.redis, ctx.keys, event_id, shop=shop.strip().lower() if shop is not None else None,
+                        platform=params.get("platform") or None)
+    if not found:
         return _error(404, f"event {event_id} not found")
-    return JSONResponse({"event": record.detail()})
+    if len(found) > 1:
+        return JSON({"error": f"event {event_id} exists in several shops: choose one with ?shop= (and ?platform=)",
+                     "shops": [{"platform": r.platform, "shop": r.shop} for r in found]}, status_code=409)
+    return JSON({"event": found[0].detail()})
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from orderhooks import logs
 from orderhooks.config import Settings
-from receiver import api, metrics, openapi, ui
+from receiver import api, convertors, metrics, openapi, ui  # noqa: F401 (convertors registers `anything`)
 from receiver.groupcommit import GroupWriter
 from receiver.intake import genstore_webhook
 from workers.context import Context, connect, connect_async
@@ -55,10 +55,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/webhooks/genstore", genstore_webhook, methods=["POST"]),
             Route(f"{API}/orders", api.list_orders),
             Route(f"{API}/orders/count", api.count_orders),
-            Route(f"{API}/orders/{{order_id}}", api.get_order),
+            Route(f"{API}/orders/{{order_id:anything}}", api.get_order),
             Route("/api/openapi.json", openapi.openapi_json),
             Route("/api/events", api.list_events),
-            Route("/api/events/{event_id:path}", api.get_event),
+            Route("/api/events/{event_id:anything}", api.get_event),
             Route("/healthz", api.healthz),
             Route("/readyz", api.readyz),
             Route("/metrics", metrics.endpoint),

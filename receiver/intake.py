@@ -19,7 +19,6 @@ from workers.intake import Delivery, make_delivery
 
 log = structlog.get_logger("orderhooks.intake")
 
-MAX_ID_LENGTH = 200
 RETRY_AFTER = "5"
 RECORDED_HEADERS = (
     "x-genstore-topic", "x-genstore-shop-domain", "x-genstore-event-id", "x-genstore-webhook-id",
@@ -72,14 +71,29 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def event_id_for(headers, topic: str, shop: str, body: bytes, standard_id: str | None) -> str:
-    value = standard_id or headers.get("x-genstore-event-id") or headers.get("x-genstore-webhook-id")
-    if value:
-        value = value.strip()
-    if not value or len(value) > MAX_ID_LENGTH or len(value.split()) != 1:  # no whitespace inside
-        seed = value.encode() if value else f"{topic}\n{shop}\n".encode() + body
-        value = "sha256:" + hashlib.sha256(seed).hexdigest()
-    return value
+def header_text(request: Request, name: bytes, strict: bool = False) -> str | None:
+    """A header's first value decoded as UTF-8, trimmed; None when absent (or, if `strict`, not UTF-8).
+
+    Starlette decodes headers as Latin-1, which turns a UTF-8 shop domain into mojibake. Bytes that
+    are not UTF-8 are read as Latin-1 unless `strict`, so that an id still reads back byte for byte.
+    """
+    for key, value in request.scope["headers"]:
+        if key == name:
+            try:
+                return value.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                return None if strict else value.decode("latin-1").strip()
+    return None
+
+
+def event_id_for(request: Request, topic: str, shop: str, body: bytes, standard: bool) -> str:
+    """The de-duplication key, kept exactly as sent (keys escape or hash it, never the id itself)."""
+    names = (b"webhook-id",) if standard else (b"x-genstore-event-id", b"x-genstore-webhook-id")
+    for name in names:
+        value = header_text(request, name)
+        if value:
+            return value
+    return "sha256:" + hashlib.sha256(f"{topic}\n{shop}\n".encode() + body).hexdigest()
 
 
 def recorded_headers(headers) -> dict[str, str]:
@@ -102,8 +116,8 @@ async def genstore_webhook(request: Request) -> JSONResponse:
     started = time.perf_counter()
     state = request.app.state
     settings = state.settings
-    topic = request.headers.get("x-genstore-topic", "").strip()
-    shop = request.headers.get("x-genstore-shop-domain", "").strip().lower()
+    topic = header_text(request, b"x-genstore-topic") or ""
+    shop = (header_text(request, b"x-genstore-shop-domain", strict=True) or "").lower()
     if headers_too_large(request):
         return _answer("too_large", 431, {"error": f"request headers larger than {MAX_HEADER_BYTES} bytes"}, "")
     try:
@@ -123,7 +137,7 @@ async def genstore_webhook(request: Request) -> JSONResponse:
         except VerificationError as exc:
             log.info("delivery_unauthorized", topic=topic, shop=shop, reason=str(exc))
             return _answer("unauthorized", 401, {"error": str(exc)}, topic)
-    event_id = event_id_for(request.headers, topic, shop, body, standard_id)
+    event_id = event_id_for(request, topic, shop, body, standard_id is not None)
     delivery: Delivery = make_delivery(event_id, topic, shop, body, headers=recorded_headers(request.headers))
     context = {"event_id": event_id, "topic": topic, "shop": shop, "order_id": delivery.order_id}
     try:

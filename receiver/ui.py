@@ -34,11 +34,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from receiver import convertors  # noqa: F401 (registers the `anything` path convertor)
 from schemas import TOPICS, Projection, merge, order_view
 from workers import queries
-from workers.keys import STATUSES
+from workers.keys import GENSTORE, STATUSES
 from workers.projection import load_projection
-from workers.records import EventRecord, load_event, load_events
+from workers.records import EventRecord, find_events, load_events
 from workers.replay import replay, replay_status
 
 HERE = Path(__file__).parent
@@ -182,11 +183,18 @@ def _compact(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def event_url(event_id: str) -> str:
-    return "/ui/events/" + quote(event_id, safe="")
+def event_url(event_id: str, shop: str | None = None, platform: str = GENSTORE) -> str:
+    """The event's page; with `shop`, the one event of that shop (ids are unique only per shop)."""
+    url = "/ui/events/" + quote(event_id, safe="")
+    if shop is None:
+        return url
+    params = {"shop": shop, **({"platform": platform} if platform != GENSTORE else {})}
+    return url + "?" + urlencode(params)
 
 
-def order_url(shop: str, order_id: str) -> str:
+def order_url(shop: str, order_id: str, platform: str = GENSTORE) -> str:
+    if "/" in shop or platform != GENSTORE:  # a path segment cannot hold a slash, even escaped
+        return "/ui/order?" + urlencode({"shop": shop, "id": order_id, "platform": platform})
     return f"/ui/orders/{quote(shop, safe='')}/{quote(order_id, safe='')}"
 
 
@@ -214,7 +222,9 @@ def render(request: Request, name: str, context: dict, status: int = 200, sessio
         csrf=csrf_token(token, session) if session and token else "",
         **context,
     )
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    # Text that cannot be UTF-8 (a lone surrogate stored by an older version) shows as U+FFFD.
+    body = html.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
 
 def _error(request: Request, status: int, title: str, message: str, session: dict | None = None) -> Response:
@@ -342,7 +352,7 @@ def events(request: Request, session: dict) -> Response:
         "older": _events_url(**filters, page=page_no + 1) if len(found) > offset + PAGE_SIZE else None,
         "newer": _events_url(**filters, page=page_no - 1) if page_no > 1 else None,
         "counts": _status_counts(ctx),
-        "shops": queries.shops(ctx.redis, ctx.keys),
+        "shops": sorted({shop for _, shop in queries.shops(ctx.redis, ctx.keys)}),
         "problems": problems,
         "live": page_no == 1,
     }, session=session)
@@ -383,15 +393,15 @@ def projection_around(ctx, record: EventRecord) -> Around | None:
     the projection before and after `record`."""
     if not record.order_id or not record.shop:
         return None
-    current = queries.get_order(ctx.redis, ctx.keys, record.shop, record.order_id)
-    ids = [i.decode() for i in ctx.redis.zrange(ctx.keys.order_events(record.shop, record.order_id), 0, -1)]
-    loaded = load_events(ctx.redis, ctx.keys, ids)
+    current = queries.get_order(ctx.redis, ctx.keys, record.platform, record.shop, record.order_id)
+    history = ctx.keys.order_events(record.platform, record.shop, record.order_id)
+    loaded = load_events(ctx.redis, ctx.keys, [i.decode() for i in ctx.redis.zrange(history, 0, -1)])
     applied = sorted(
         (r for r in loaded
          if r is not None and r.state in ("processed", "stale") and r.processed_at and r.event),
         key=lambda r: (r.processed_at, r.received_at, r.id),
     )
-    position = next((i for i, r in enumerate(applied) if r.id == record.id), None)
+    position = next((i for i, r in enumerate(applied) if r.ref == record.ref), None)
     if position is None:
         return Around(current, None, current, [], False, 0, len(applied),
                       "This event has not been applied to the projection: before is the order as it is now.")
@@ -441,10 +451,11 @@ def _timeline(record: EventRecord) -> list[dict]:
 
 
 def _body_view(raw: bytes) -> tuple[str, bool]:
+    """The body, pretty-printed when it is JSON; as it came when it is not, or nests too deep to re-indent."""
     text = raw.decode("utf-8", "replace")
     try:
         return _pretty(json.loads(text)), True
-    except ValueError:
+    except (ValueError, RecursionError):
         return text, False
 
 
@@ -460,14 +471,23 @@ NOTICES = {
 }
 
 
+def _find(ctx, event_id: str, params) -> list[EventRecord]:
+    shop = params.get("shop")
+    return find_events(ctx.redis, ctx.keys, event_id, shop=shop.strip().lower() if shop is not None else None,
+                       platform=params.get("platform") or None)
+
+
 @page
 def event(request: Request, session: dict) -> Response:
     ctx = request.app.state.ctx
     event_id = request.path_params["event_id"]
-    record = load_event(ctx.redis, ctx.keys, event_id)
-    if record is None:
+    found = _find(ctx, event_id, request.query_params)
+    if not found:
         return _error(request, 404, "Event not found",
                       f"No event {event_id!r} is stored (it may have expired).", session)
+    if len(found) > 1:
+        return render(request, "choose.html", {"event_id": event_id, "found": found}, 409, session)
+    record = found[0]
     body, is_json = _body_view(record.raw)
     others = []
     if record.order_id and record.shop:
@@ -493,11 +513,15 @@ def event(request: Request, session: dict) -> Response:
 
 @page
 def order(request: Request, session: dict) -> Response:
+    """`/ui/orders/{shop}/{id}`, or `/ui/order?shop=&id=&platform=` for a shop a path cannot hold."""
     ctx = request.app.state.ctx
-    shop = request.path_params["shop"].lower()
-    order_id = request.path_params["order_id"]
-    view = queries.get_order(ctx.redis, ctx.keys, shop, order_id)
-    projection = load_projection(ctx.redis, ctx.keys, shop, order_id) if view is None else None
+    if "order_id" in request.path_params:
+        shop, order_id = request.path_params["shop"].lower(), request.path_params["order_id"]
+    else:
+        shop, order_id = (request.query_params.get("shop") or "").lower(), request.query_params.get("id") or ""
+    platform = request.query_params.get("platform") or queries.platform_of(ctx.redis, ctx.keys, shop)
+    view = queries.get_order(ctx.redis, ctx.keys, platform, shop, order_id)
+    projection = load_projection(ctx.redis, ctx.keys, platform, shop, order_id) if view is None else None
     history = queries.list_events(ctx.redis, ctx.keys, order_id=order_id, shop=shop, limit=500)
     if view is None and projection is None and not history:
         return _error(request, 404, "Order not found", f"No order {order_id!r} is known for {shop}.", session)
@@ -518,11 +542,15 @@ def order(request: Request, session: dict) -> Response:
 def replay_one(request: Request, session: dict, form: dict) -> Response:
     ctx = request.app.state.ctx
     event_id = form.get("id", "")
+    found = _find(ctx, event_id, form)
+    if len(found) != 1:
+        return _error(request, 404, "Event not found", f"No event {event_id!r} is stored.", session)
     try:
-        result = replay(ctx, event_id)
+        result = replay(ctx, found[0].ref)
     except KeyError:
         return _error(request, 404, "Event not found", f"No event {event_id!r} is stored.", session)
-    return RedirectResponse(f"{event_url(event_id)}?replayed={result.action}", status_code=303)
+    url = event_url(result.id, result.shop, result.platform)
+    return RedirectResponse(f"{url}&replayed={result.action}", status_code=303)
 
 
 @page
@@ -547,8 +575,9 @@ routes = [
     Route("/ui/login", login_form, methods=["GET"]),
     Route("/ui/login", login, methods=["POST"]),
     Route("/ui/logout", logout, methods=["POST"]),
-    Route("/ui/events/{event_id:path}", event),
-    Route("/ui/orders/{shop}/{order_id:path}", order),
+    Route("/ui/events/{event_id:anything}", event),
+    Route("/ui/orders/{shop}/{order_id:anything}", order),
+    Route("/ui/order", order),
     Route("/ui/replay", replay_one, methods=["POST"]),
     Route("/ui/replay-failed", confirm_replay_failed, methods=["GET"]),
     Route("/ui/replay-failed", replay_failed, methods=["POST"]),

@@ -62,14 +62,16 @@ def build_event(record: EventRecord, projection: Projection | None, stale: bool,
 
 @dataclass
 class Outcome:
-    event_id: str
+    event_ref: str
     handler: str
     data: dict
     retry_in: int | None = None
 
 
-def call_handler(handler: Handler, event: HandlerEvent, attempts_before: int, delays: tuple[int, ...]) -> Outcome:
-    """Run one handler once; decide what its outcome is and whether it is retried."""
+def call_handler(handler: Handler, event: HandlerEvent, event_ref: str, attempts_before: int,
+                 delays: tuple[int, ...]) -> Outcome:
+    """Run one handler once (`event_ref` names the event in Redis); decide its outcome and whether it
+    is retried."""
     attempts = attempts_before + 1
     bound = log.bind(event_id=event.id, topic=event.topic, shop=event.shop, order_id=event.orderId,
                      handler=handler.name, attempt=attempts)
@@ -82,17 +84,17 @@ def call_handler(handler: Handler, event: HandlerEvent, attempts_before: int, de
         if attempts <= len(delays):
             delay = delays[attempts - 1]
             bound.warning("handler_failed_will_retry", error=error, retry_in=delay)
-            return Outcome(event.id, handler.name, {
+            return Outcome(event_ref, handler.name, {
                 "status": "retrying", "attempts": attempts, "error": error, "traceback": tb,
                 "at": _now_iso(),
                 "nextAttemptAt": (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(),
             }, retry_in=delay)
         bound.error("handler_failed", error=error)
-        return Outcome(event.id, handler.name, {
+        return Outcome(event_ref, handler.name, {
             "status": "failed", "attempts": attempts, "error": error, "traceback": tb, "at": _now_iso(),
         })
     bound.info("handler_ok", ms=round((time.perf_counter() - started) * 1000, 2))
-    return Outcome(event.id, handler.name, {"status": "ok", "attempts": attempts, "at": _now_iso()})
+    return Outcome(event_ref, handler.name, {"status": "ok", "attempts": attempts, "at": _now_iso()})
 
 
 def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterable[str] = ()) -> None:
@@ -103,16 +105,16 @@ def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterabl
     pipe = rq_pipeline(ctx.redis)
     for o in outcomes:
         # EVAL: a registered script would cost the pipeline a SCRIPT EXISTS round trip
-        pipe.eval(SET_HANDLER_OUTCOME, 1 + len(status_keys), keys.event(o.event_id), *status_keys,
-                  HANDLER_FIELD + o.handler, json.dumps(o.data), statuses)
+        pipe.eval(SET_HANDLER_OUTCOME, 1 + len(status_keys), keys.event(o.event_ref), *status_keys,
+                  HANDLER_FIELD + o.handler, json.dumps(o.data), statuses, o.event_ref)
         if o.retry_in is not None:
             ctx.queue.enqueue_in(
-                timedelta(seconds=o.retry_in), RUN_HANDLER_JOB, o.event_id, o.handler,
+                timedelta(seconds=o.retry_in), RUN_HANDLER_JOB, o.event_ref, o.handler,
                 pipeline=pipe, result_ttl=300, failure_ttl=7 * 24 * 3600,
-                description=f"retry {o.handler} for {o.event_id}",
+                description=f"retry {o.handler} for {o.event_ref}",
             )
-    for event_id in finished:
-        pipe.zrem(keys.dispatching, event_id)
+    for ref in finished:
+        pipe.zrem(keys.dispatching, ref)
     pipe.execute()
 
 
@@ -138,30 +140,31 @@ def dispatch_applied(ctx: Context, applied: list[Applied]) -> list[Outcome]:
     for a in applied:
         event = build_event(a.record, a.projection, a.stale, normalized=a.event, order=_typed_order(a, orders))
         for handler in ctx.registry.matching(a.record.topic):
-            outcomes.append(call_handler(handler, event, 0, delays))
-    record_outcomes(ctx, outcomes, finished=[a.record.id for a in applied])
+            outcomes.append(call_handler(handler, event, a.record.ref, 0, delays))
+    record_outcomes(ctx, outcomes, finished=[a.record.ref for a in applied])
     return outcomes
 
 
 def _current_event(ctx: Context, record: EventRecord, attempt: int) -> HandlerEvent:
     projection = (
-        load_projection(ctx.redis, ctx.keys, record.shop, record.order_id) if record.order_id else None
+        load_projection(ctx.redis, ctx.keys, record.platform, record.shop, record.order_id)
+        if record.order_id else None
     )
     return build_event(record, projection, record.state == "stale", attempt)
 
 
-def run_handler(ctx: Context, event_id: str, name: str) -> Outcome | None:
+def run_handler(ctx: Context, ref: str, name: str) -> Outcome | None:
     """Retry one handler of one event (the projection is not re-applied)."""
-    record = load_event(ctx.redis, ctx.keys, event_id)
+    record = load_event(ctx.redis, ctx.keys, ref)
     handler = ctx.registry.get(name)
     if record is None:
-        log.warning("retry_event_gone", event_id=event_id, handler=name)
+        log.warning("retry_event_gone", event_ref=ref, handler=name)
         return None
     previous = record.handlers.get(name, {})
     if previous.get("status") == "ok":
         return None
     if handler is None:
-        outcome = Outcome(event_id, name, {
+        outcome = Outcome(ref, name, {
             "status": "failed", "attempts": previous.get("attempts", 0),
             "error": f"handler {name} is not registered in this worker", "at": _now_iso(),
         })
@@ -169,7 +172,7 @@ def run_handler(ctx: Context, event_id: str, name: str) -> Outcome | None:
         attempts = int(previous.get("attempts", 0))
         event = _current_event(ctx, record, attempts + 1)
         cycle_start = int(previous.get("cycleStart", 0))
-        outcome = call_handler(handler, event, attempts - cycle_start, ctx.settings.retry_delays)
+        outcome = call_handler(handler, event, ref, attempts - cycle_start, ctx.settings.retry_delays)
         outcome.data["attempts"] = attempts + 1
         if cycle_start:
             outcome.data["cycleStart"] = cycle_start
@@ -177,17 +180,17 @@ def run_handler(ctx: Context, event_id: str, name: str) -> Outcome | None:
     return outcome
 
 
-def resume_pending(ctx: Context, event_id: str) -> list[Outcome]:
+def resume_pending(ctx: Context, ref: str) -> list[Outcome]:
     """After a crash: run the handlers of an applied event that have no recorded outcome."""
-    record = load_event(ctx.redis, ctx.keys, event_id)
+    record = load_event(ctx.redis, ctx.keys, ref)
     if record is None or record.status not in ("processed", "stale", "failed"):
-        ctx.redis.zrem(ctx.keys.dispatching, event_id)
+        ctx.redis.zrem(ctx.keys.dispatching, ref)
         return []
     event = _current_event(ctx, record, 1)
     outcomes = []
     for name, data in record.handlers.items():
         handler = ctx.registry.get(name)
         if data.get("status") == "pending" and handler is not None:
-            outcomes.append(call_handler(handler, event, 0, ctx.settings.retry_delays))
-    record_outcomes(ctx, outcomes, finished=[event_id])
+            outcomes.append(call_handler(handler, event, ref, 0, ctx.settings.retry_delays))
+    record_outcomes(ctx, outcomes, finished=[ref])
     return outcomes

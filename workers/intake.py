@@ -27,7 +27,7 @@ from rq.job import Job
 
 from schemas import TOPICS, NormalizationError, NormalizedEvent, normalize
 from workers.context import rq_pipeline
-from workers.keys import Keys
+from workers.keys import GENSTORE, Keys, event_ref, shop_member
 from workers.scripts import STORE_EVENTS
 
 PROCESS_JOB = "workers.jobs.process_events"
@@ -71,11 +71,17 @@ class Delivery:
     status: str = "queued"
     order_id: str | None = None
     error: str | None = None
+    platform: str = GENSTORE
+
+    @property
+    def ref(self) -> str:
+        return event_ref(self.platform, self.shop, self.id)
 
     def meta(self) -> dict[str, str]:
         """The event hash's fields but `raw`, all strings."""
         values = {
             "id": self.id,
+            "platform": self.platform,
             "topic": self.topic,
             "shop": self.shop,
             "source": self.source,
@@ -114,17 +120,19 @@ def make_delivery(event_id: str, topic: str, shop: str, raw: bytes, **extra) -> 
                     **extra)
 
 
-def enqueue_processing(queue: Queue, ids: list[str], pipeline=None) -> None:
+def enqueue_processing(queue: Queue, refs: list[str], pipeline=None) -> None:
+    """One processing job for these events (their refs: `workers.keys.event_ref`)."""
     queue.enqueue_call(
-        PROCESS_JOB, args=(ids,), pipeline=pipeline,
-        job_id=f"{PROCESS_JOB_ID_PREFIX}{len(ids)}-{uuid.uuid4().hex}",
+        PROCESS_JOB, args=(refs,), pipeline=pipeline,
+        job_id=f"{PROCESS_JOB_ID_PREFIX}{len(refs)}-{uuid.uuid4().hex}",
         result_ttl=300, failure_ttl=7 * 24 * 3600, timeout=600,
-        description=f"process {len(ids)} event(s)",
+        description=f"process {len(refs)} event(s)",
     )
 
 
 def claim_waiting(queue: Queue, events: int = CLAIM_EVENTS) -> list[str]:
-    """Take processing jobs still waiting at the queue's head, about `events` events' worth; return their ids.
+    """Take processing jobs still waiting at the queue's head, about `events` events' worth; return their
+    events' refs.
 
     Other jobs (handler retries, resumes) are left where they are. A worker dying after this
     leaves the events `queued`: the sweeper enqueues them again, as for any lost job.
@@ -160,12 +168,14 @@ def stage_deliveries(redis: Redis, keys: Keys, queue: Queue, deliveries: Sequenc
         event_keys: list[str] = [keys.events, keys.shops]
         args: list[str | bytes | int] = [ttl]
         for d in deliveries:
-            event_key = keys.event(d.id)
+            ref = d.ref
+            event_key = keys.event(ref)
             event_keys += [event_key, keys.events_by_status(d.status), keys.events_by_topic(d.topic),
-                           keys.order_events(d.shop, d.order_id) if d.order_id else event_key]
-            args += [json.dumps(d.meta(), separators=(",", ":")), d.raw]
+                           keys.order_events(d.platform, d.shop, d.order_id) if d.order_id else event_key]
+            args += [json.dumps(d.meta(), separators=(",", ":")), d.raw, ref,
+                     shop_member(d.platform, d.shop) if d.shop else ""]
         pipe.eval(STORE_EVENTS, len(event_keys), *event_keys, *args)
-    queued = list(dict.fromkeys(d.id for d in deliveries if d.status == "queued"))
+    queued = list(dict.fromkeys(d.ref for d in deliveries if d.status == "queued"))
     if queued:
         # A duplicate of an event still waiting is listed too: applying is exactly-once.
         enqueue_processing(queue, queued, pipeline=pipe)

@@ -43,17 +43,17 @@ def process_events(ids: list[str]) -> dict:
     return totals
 
 
-def run_handler(event_id: str, handler: str) -> str | None:
+def run_handler(ref: str, handler: str) -> str | None:
     """Retry one handler of one event."""
     ctx = get_context()
-    outcome = _run_handler(ctx, event_id, handler)
+    outcome = _run_handler(ctx, ref, handler)
     metrics.record_handler_calls(ctx.redis, ctx.keys, [outcome])
     return outcome.data["status"] if outcome else None
 
 
-def resume_pending(event_id: str) -> int:
+def resume_pending(ref: str) -> int:
     """Run handlers left pending by a worker that died after applying the event."""
     ctx = get_context()
-    outcomes = _resume_pending(ctx, event_id)
+    outcomes = _resume_pending(ctx, ref)
     metrics.record_handler_calls(ctx.redis, ctx.keys, outcomes)
     return len(outcomes)

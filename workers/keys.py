@@ -3,39 +3,92 @@
 All keys live under one prefix (`ORDERHOOKS_PREFIX`, default `orderhooks:`);
 RQ keeps its own keys under `rq:`. The README's keyspace table mirrors this
 module.
+
+Shop domains, order ids and event ids come from outside, so every such
+component is escaped before it goes into a key (`part`): `%`, `:`, `#`, `{`,
+`}`, `*`, `?`, `[`, `]`, `\\`, white space, control characters and lone
+surrogates are percent-encoded (their UTF-8 bytes), so no two different
+`(platform, shop, id)` share a key and no id reaches into another key's
+namespace; `acme.genmystore.com` and `1001` stay as they are. A component
+whose escaped form is longer than `MAX_PART` is replaced by `#` and the
+SHA-256 of the value: `#` is always escaped in a literal, so a hashed
+component never equals one.
+
+An event is identified by its platform, shop and id together (an event id is
+unique only within its platform and shop): its *ref*, `platform:shop:id` with
+both outside components escaped, names its hash (`event:{ref}`) and is what
+every index and queue job holds.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 STATUSES = ("queued", "processed", "stale", "failed", "quarantined", "ignored")
+GENSTORE = "genstore"
+MAX_PART = 200
+
+_UNSAFE = re.compile(r"[%:#{}*?\[\]\\\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _percent(match: re.Match) -> str:
+    return "".join(f"%{b:02X}" for b in match.group().encode("utf-8", "surrogatepass"))
+
+
+def part(value: str) -> str:
+    """One outside component as it appears in a key: readable when ordinary, escaped otherwise."""
+    escaped = _UNSAFE.sub(_percent, value)
+    if len(escaped) > MAX_PART:
+        return "#" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return escaped
+
+
+def event_ref(platform: str, shop: str, event_id: str) -> str:
+    """The one name of an event inside Redis: its hash's key suffix, its member in every index."""
+    return f"{platform}:{part(shop)}:{part(event_id)}"
+
+
+def shop_member(platform: str, shop: str) -> str:
+    """A member of the shops set: `platform:shop`, the shop as it came (platforms have no colon)."""
+    return f"{platform}:{shop}"
+
+
+def split_shop_member(member: str) -> tuple[str, str]:
+    platform, _, shop = member.partition(":")
+    return platform, shop
 
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str = "orderhooks:"
 
-    def event(self, event_id: str) -> str:
-        """HASH: one stored delivery (raw body, status, handler outcomes)."""
-        return f"{self.prefix}event:{event_id}"
+    def event(self, ref: str) -> str:
+        """HASH: one stored delivery (raw body, status, handler outcomes); `ref` from `event_ref`."""
+        return f"{self.prefix}event:{ref}"
 
     @property
     def events(self) -> str:
-        """ZSET: every event id, scored by received time (newest first when read in reverse)."""
+        """ZSET: every event ref, scored by received time (newest first when read in reverse)."""
         return f"{self.prefix}events"
 
     def events_by_status(self, status: str) -> str:
-        """ZSET: event ids with this status, scored by received time."""
+        """ZSET: event refs with this status, scored by received time."""
         return f"{self.prefix}events:status:{status}"
 
     def events_by_topic(self, topic: str) -> str:
-        """ZSET: event ids of this topic, scored by received time."""
-        return f"{self.prefix}events:topic:{topic}"
+        """ZSET: event refs of this topic, scored by received time."""
+        return f"{self.prefix}events:topic:{part(topic)}"
+
+    @property
+    def topics_pattern(self) -> str:
+        """A SCAN pattern matching every topic index."""
+        return f"{self.prefix}events:topic:*"
 
     @property
     def dispatching(self) -> str:
-        """ZSET: events whose projection is applied but whose handlers are not all recorded yet."""
+        """ZSET: event refs whose projection is applied but whose handlers are not all recorded yet."""
         return f"{self.prefix}dispatching"
 
     @property
@@ -50,24 +103,29 @@ class Keys:
 
     def worker_alive(self, name: str) -> str:
         """STRING with a short TTL: refreshed while the worker process `name` is alive."""
-        return f"{self.prefix}worker:{name}:alive"
+        return f"{self.prefix}worker:{part(name)}:alive"
 
-    def order(self, shop: str, order_id: str) -> str:
+    def order(self, platform: str, shop: str, order_id: str) -> str:
         """STRING (JSON): the projection of one order: winning snapshot, its version, refunds."""
-        return f"{self.prefix}order:{shop}:{order_id}"
+        return f"{self.prefix}order:{platform}:{part(shop)}:{part(order_id)}"
 
-    def order_events(self, shop: str, order_id: str) -> str:
-        """ZSET: the ids of every event about this order, scored by received time."""
-        return f"{self.prefix}order:{shop}:{order_id}:events"
+    def order_events(self, platform: str, shop: str, order_id: str) -> str:
+        """ZSET: the refs of every event about this order, scored by received time."""
+        return f"{self.prefix}order:{platform}:{part(shop)}:{part(order_id)}:events"
 
-    def orders(self, shop: str) -> str:
-        """SET: the order ids known for a shop."""
-        return f"{self.prefix}orders:{shop}"
+    def orders(self, platform: str, shop: str) -> str:
+        """SET: the order ids known for a shop (as they came)."""
+        return f"{self.prefix}orders:{platform}:{part(shop)}"
 
     @property
     def shops(self) -> str:
-        """SET: every shop domain seen."""
+        """SET: every shop seen, as `platform:shop` (`shop_member`)."""
         return f"{self.prefix}shops"
+
+    @property
+    def layout(self) -> str:
+        """STRING: the version of this key layout, written by the first process that starts."""
+        return f"{self.prefix}layout"
 
     def status_keys(self) -> list[str]:
         return [self.events_by_status(s) for s in STATUSES]

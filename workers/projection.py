@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from redis import Redis
 
 from schemas import NormalizedEvent, Projection, merge
-from workers.keys import Keys
+from workers.keys import Keys, shop_member
 from workers.records import HANDLER_FIELD, EventRecord, load_events, set_status
 from workers.scripts import APPLY_ORDER
 
@@ -43,8 +43,8 @@ def _dumps(data: dict) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
-def load_projection(redis: Redis, keys: Keys, shop: str, order_id: str) -> Projection | None:
-    raw = redis.get(keys.order(shop, order_id))
+def load_projection(redis: Redis, keys: Keys, platform: str, shop: str, order_id: str) -> Projection | None:
+    raw = redis.get(keys.order(platform, shop, order_id))
     return Projection.from_json(json.loads(raw)) if raw else None
 
 
@@ -58,24 +58,24 @@ def _fold(current: Projection | None, records: list[EventRecord]) -> list[Applie
     return applied
 
 
-def apply_events(redis: Redis, keys: Keys, ids: Sequence[str], handler_names) -> list[Applied]:
-    """Apply every still-queued event among `ids`; return those this call applied.
+def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names) -> list[Applied]:
+    """Apply every still-queued event among `refs`; return those this call applied.
 
     `handler_names(topic)` gives the handlers to mark pending on each event.
     """
-    todo = list(dict.fromkeys(ids))
+    todo = list(dict.fromkeys(refs))
     done: list[Applied] = []
     for _ in range(MAX_RACES):
         if not todo:
             return done
         records = [r for r in load_events(redis, keys, todo) if r and r.status == "queued"]
         for rec in [r for r in records if r.event is None]:  # accepted by an older version, perhaps
-            set_status(redis, keys, rec.id, "quarantined", "error", f"no longer normalizes: {rec.normalize_error}")
+            set_status(redis, keys, rec.ref, "quarantined", "error", f"no longer normalizes: {rec.normalize_error}")
         records = [r for r in records if r.event is not None]
-        groups: dict[tuple[str, str], list[EventRecord]] = defaultdict(list)
+        groups: dict[tuple[str, str, str], list[EventRecord]] = defaultdict(list)
         for rec in sorted(records, key=lambda r: (r.received_at, r.id)):
-            groups[(rec.shop, rec.order_id or "")].append(rec)
-        order_keys = [keys.order(shop, oid) for shop, oid in groups]
+            groups[(rec.platform, rec.shop, rec.order_id or "")].append(rec)
+        order_keys = [keys.order(platform, shop, oid) for platform, shop, oid in groups]
         pipe = redis.pipeline(transaction=False)
         for k in order_keys:
             pipe.get(k)
@@ -83,7 +83,7 @@ def apply_events(redis: Redis, keys: Keys, ids: Sequence[str], handler_names) ->
         now = repr(time.time())
         plans = []
         pipe = redis.pipeline(transaction=False)
-        for ((shop, oid), recs), key, raw in zip(groups.items(), order_keys, currents, strict=True):
+        for ((platform, shop, oid), recs), key, raw in zip(groups.items(), order_keys, currents, strict=True):
             current = Projection.from_json(json.loads(raw)) if raw else None
             applied = _fold(current, recs)
             new_raw = _dumps(applied[-1].projection.to_json())
@@ -94,12 +94,13 @@ def apply_events(redis: Redis, keys: Keys, ids: Sequence[str], handler_names) ->
                 fields = ["state", status, "outcome", a.outcome, "error", ""]
                 for name in handler_names(a.record.topic):
                     fields += [HANDLER_FIELD + name, _dumps({"status": "pending", "attempts": 0})]
-                ev_keys += [keys.event(a.record.id), keys.events_by_status(status)]
-                ev_args += [status, str(len(fields)), *fields]
-            cas_keys = [key, keys.orders(shop), keys.shops, keys.events_by_status("queued"), keys.dispatching]
+                ev_keys += [keys.event(a.record.ref), keys.events_by_status(status)]
+                ev_args += [status, a.record.ref, str(len(fields)), *fields]
+            cas_keys = [key, keys.orders(platform, shop), keys.shops, keys.events_by_status("queued"),
+                        keys.dispatching]
             # EVAL: a registered script would cost the pipeline a SCRIPT EXISTS round trip
             pipe.eval(APPLY_ORDER, len(cas_keys) + len(ev_keys), *cas_keys, *ev_keys,
-                      raw or "", new_raw, oid, shop, now, *ev_args)
+                      raw or "", new_raw, oid, shop_member(platform, shop), now, *ev_args)
             plans.append(applied)
         results = pipe.execute() if plans else []
         todo = []
@@ -107,5 +108,5 @@ def apply_events(redis: Redis, keys: Keys, ids: Sequence[str], handler_names) ->
             if result == 1:
                 done += applied
             else:  # lost a race: try these events again from fresh reads
-                todo += [a.record.id for a in applied]
+                todo += [a.record.ref for a in applied]
     raise RuntimeError(f"could not apply events after {MAX_RACES} attempts: {todo}")

@@ -10,7 +10,7 @@ from datetime import datetime
 from redis import Redis
 
 from schemas import Projection, order_view
-from workers.keys import Keys
+from workers.keys import GENSTORE, Keys, split_shop_member
 from workers.records import EventRecord, load_events
 
 ORDER_STATUSES = ("open", "closed", "cancelled", "any")
@@ -27,12 +27,19 @@ def order_sort_key(order_id: str) -> tuple:
     return (1, 0, order_id, "")
 
 
-def shops(redis: Redis, keys: Keys) -> list[str]:
-    return sorted(s.decode() for s in redis.smembers(keys.shops))
+def shops(redis: Redis, keys: Keys) -> list[tuple[str, str]]:
+    """Every known shop as (platform, shop), sorted."""
+    return sorted(split_shop_member(s.decode("utf-8", "replace")) for s in redis.smembers(keys.shops))
 
 
-def get_order(redis: Redis, keys: Keys, shop: str, order_id: str) -> dict | None:
-    raw = redis.get(keys.order(shop, order_id))
+def platform_of(redis: Redis, keys: Keys, shop: str) -> str:
+    """The platform a shop is known on (Genstore's when it is not known yet, or known on several)."""
+    found = [p for p, s in shops(redis, keys) if s == shop]
+    return found[0] if len(found) == 1 else GENSTORE
+
+
+def get_order(redis: Redis, keys: Keys, platform: str, shop: str, order_id: str) -> dict | None:
+    raw = redis.get(keys.order(platform, shop, order_id))
     return order_view(Projection.from_json(json.loads(raw)), shop) if raw else None
 
 
@@ -67,15 +74,17 @@ class OrderFilter:
         return True
 
 
-def iter_orders(redis: Redis, keys: Keys, shop: str, flt: OrderFilter, chunk: int = 500) -> Iterator[dict]:
+def iter_orders(redis: Redis, keys: Keys, platform: str, shop: str, flt: OrderFilter,
+                chunk: int = 500) -> Iterator[dict]:
     """Orders of a shop in order-id order, filtered; read in chunks of `chunk`."""
-    ids = sorted((i.decode() for i in redis.smembers(keys.orders(shop))), key=order_sort_key)
+    ids = sorted((i.decode("utf-8", "replace") for i in redis.smembers(keys.orders(platform, shop))),
+                 key=order_sort_key)
     if flt.since_id is not None:
         after = order_sort_key(flt.since_id)
         ids = [i for i in ids if order_sort_key(i) > after]
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
-        for raw in redis.mget([keys.order(shop, i) for i in part]):
+        for raw in redis.mget([keys.order(platform, shop, i) for i in part]):
             if not raw:
                 continue
             view = order_view(Projection.from_json(json.loads(raw)), shop)
@@ -83,17 +92,17 @@ def iter_orders(redis: Redis, keys: Keys, shop: str, flt: OrderFilter, chunk: in
                 yield view
 
 
-def list_orders(redis: Redis, keys: Keys, shop: str, flt: OrderFilter, limit: int) -> list[dict]:
+def list_orders(redis: Redis, keys: Keys, platform: str, shop: str, flt: OrderFilter, limit: int) -> list[dict]:
     out = []
-    for order in iter_orders(redis, keys, shop, flt):
+    for order in iter_orders(redis, keys, platform, shop, flt):
         out.append(order)
         if len(out) >= limit:
             break
     return out
 
 
-def count_orders(redis: Redis, keys: Keys, shop: str, flt: OrderFilter) -> int:
-    return sum(1 for _ in iter_orders(redis, keys, shop, flt))
+def count_orders(redis: Redis, keys: Keys, platform: str, shop: str, flt: OrderFilter) -> int:
+    return sum(1 for _ in iter_orders(redis, keys, platform, shop, flt))
 
 
 def list_events(
@@ -102,12 +111,12 @@ def list_events(
 ) -> list[EventRecord]:
     """Newest first. The narrowest index is scanned; other filters are applied while reading."""
     if order_id and shop:
-        index = keys.order_events(shop, order_id)
+        index = keys.order_events(platform_of(redis, keys, shop), shop, order_id)
     elif order_id:
         index = None
         ids: list[str] = []
-        for s in shops(redis, keys):
-            ids += [i.decode() for i in redis.zrange(keys.order_events(s, order_id), 0, -1)]
+        for p, s in shops(redis, keys):
+            ids += [i.decode() for i in redis.zrange(keys.order_events(p, s, order_id), 0, -1)]
     elif status:
         index = keys.events_by_status(status)
     elif topic:

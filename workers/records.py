@@ -11,7 +11,7 @@ from functools import cached_property
 from redis import Redis
 
 from schemas import NormalizationError, NormalizedEvent, UnknownTopic, normalize
-from workers.keys import STATUSES, Keys
+from workers.keys import GENSTORE, STATUSES, Keys, event_ref, split_shop_member
 from workers.scripts import SET_STATUS
 
 HANDLER_FIELD = "handler:"
@@ -38,6 +38,12 @@ class EventRecord:
     processed_at: float | None = None
     headers: dict = field(default_factory=dict)
     handlers: dict[str, dict] = field(default_factory=dict)
+    platform: str = GENSTORE
+
+    @property
+    def ref(self) -> str:
+        """The event's name inside Redis (its hash key's suffix, its member in every index)."""
+        return event_ref(self.platform, self.shop, self.id)
 
     @classmethod
     def from_hash(cls, h: dict[bytes, bytes]) -> EventRecord | None:
@@ -64,6 +70,7 @@ class EventRecord:
             processed_at=float(processed) if processed else None,
             headers=json.loads(text["headers"]) if text.get("headers") else {},
             handlers=handlers,
+            platform=_s(text.get("platform")) or GENSTORE,
         )
 
     @cached_property
@@ -103,6 +110,7 @@ class EventRecord:
         """The event as listed by the read API."""
         return {
             "id": self.id,
+            "platform": self.platform,
             "topic": self.topic,
             "shop": self.shop,
             "orderId": self.order_id,
@@ -129,21 +137,39 @@ class EventRecord:
         }
 
 
-def load_events(redis: Redis, keys: Keys, ids: Sequence[str]) -> list[EventRecord | None]:
+def load_events(redis: Redis, keys: Keys, refs: Sequence[str]) -> list[EventRecord | None]:
     pipe = redis.pipeline(transaction=False)
-    for event_id in ids:
-        pipe.hgetall(keys.event(event_id))
+    for ref in refs:
+        pipe.hgetall(keys.event(ref))
     return [EventRecord.from_hash(h) for h in pipe.execute()]
 
 
-def load_event(redis: Redis, keys: Keys, event_id: str) -> EventRecord | None:
-    return EventRecord.from_hash(redis.hgetall(keys.event(event_id)))
+def load_event(redis: Redis, keys: Keys, ref: str) -> EventRecord | None:
+    return EventRecord.from_hash(redis.hgetall(keys.event(ref)))
 
 
-def set_status(redis: Redis, keys: Keys, event_id: str, status: str, *fields: str, client=None) -> None:
+def find_events(redis: Redis, keys: Keys, event_id: str, shop: str | None = None,
+                platform: str | None = None) -> list[EventRecord]:
+    """Every stored event with this id, among the shops given or known (an id is unique only per shop).
+
+    The shops looked in are `shop` (with `platform`, or on every platform a shop of that name is
+    known on), else every known shop and the shopless events (no shop header) of each platform.
+    """
+    known = [split_shop_member(m.decode("utf-8", "replace")) for m in redis.smembers(keys.shops)]
+    platforms = sorted({p for p, _ in known} | {GENSTORE})
+    if shop is not None:
+        candidates = {(p, shop) for p in ([platform] if platform else platforms)}
+    else:
+        candidates = {(p, s) for p, s in known if not platform or p == platform}
+        candidates |= {(p, "") for p in ([platform] if platform else platforms)}
+    refs = [event_ref(p, s, event_id) for p, s in sorted(candidates)]
+    return [r for r in load_events(redis, keys, refs) if r is not None and r.id == event_id]
+
+
+def set_status(redis: Redis, keys: Keys, ref: str, status: str, *fields: str, client=None) -> None:
     """Move an event to `status` (and its status index), setting `fields` (name, value, ...) beside it."""
     redis.register_script(SET_STATUS)(
-        keys=[keys.event(event_id), *keys.status_keys()],
-        args=[status, " ".join(STATUSES), *fields],
+        keys=[keys.event(ref), *keys.status_keys()],
+        args=[status, " ".join(STATUSES), ref, *fields],
         client=client or redis,
     )

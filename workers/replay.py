@@ -17,12 +17,19 @@ class ReplayResult:
     status: str  # the event's status after the replay was requested
     action: str  # what was done
     detail: str = ""
+    shop: str = ""
+    platform: str = ""
 
 
-def replay(ctx: Context, event_id: str) -> ReplayResult:
-    record = load_event(ctx.redis, ctx.keys, event_id)
+def replay(ctx: Context, ref: str) -> ReplayResult:
+    """Replay the event named `ref` (`workers.keys.event_ref`); KeyError when it is not stored."""
+    record = load_event(ctx.redis, ctx.keys, ref)
     if record is None:
-        raise KeyError(event_id)
+        raise KeyError(ref)
+
+    def result(status: str, action: str, detail: str = "") -> ReplayResult:
+        return ReplayResult(record.id, status, action, detail, record.shop, record.platform)
+
     if record.status == "failed":
         pipe = rq_pipeline(ctx.redis)
         failed = [name for name, o in record.handlers.items() if o.get("status") == "failed"]
@@ -34,30 +41,31 @@ def replay(ctx: Context, event_id: str) -> ReplayResult:
                 "status": "retrying", "attempts": attempts, "cycleStart": attempts,
                 "error": prev.get("error"), "traceback": prev.get("traceback"),
             })]
-        set_status(ctx.redis, ctx.keys, event_id, record.state or "processed", *fields, client=pipe)
+        set_status(ctx.redis, ctx.keys, ref, record.state or "processed", *fields, client=pipe)
         for name in failed:
-            ctx.queue.enqueue_call(RUN_HANDLER_JOB, args=(event_id, name), pipeline=pipe,
+            ctx.queue.enqueue_call(RUN_HANDLER_JOB, args=(ref, name), pipeline=pipe,
                                    result_ttl=300, failure_ttl=7 * 24 * 3600,
-                                   description=f"replay {name} for {event_id}")
+                                   description=f"replay {name} for {ref}")
         pipe.execute()
-        return ReplayResult(event_id, record.state or "processed", "handlers", ", ".join(failed))
+        return result(record.state or "processed", "handlers", ", ".join(failed))
     if record.status in ("quarantined", "ignored"):
         status, _, order_id, error = triage(record.topic, record.shop, record.raw)
         if status != "queued":
-            set_status(ctx.redis, ctx.keys, event_id, record.status, "error", error or "")
-            return ReplayResult(event_id, record.status, "none", error or "")
+            set_status(ctx.redis, ctx.keys, ref, record.status, "error", error or "")
+            return result(record.status, "none", error or "")
         pipe = rq_pipeline(ctx.redis)
-        set_status(ctx.redis, ctx.keys, event_id, "queued", "order_id", order_id or "", "error", "", client=pipe)
-        pipe.zadd(ctx.keys.order_events(record.shop, order_id), {event_id: record.received_at})
-        pipe.expire(ctx.keys.order_events(record.shop, order_id), ctx.settings.event_ttl)
-        enqueue_processing(ctx.queue, [event_id], pipeline=pipe)
+        set_status(ctx.redis, ctx.keys, ref, "queued", "order_id", order_id or "", "error", "", client=pipe)
+        history = ctx.keys.order_events(record.platform, record.shop, order_id or "")
+        pipe.zadd(history, {ref: record.received_at})
+        pipe.expire(history, ctx.settings.event_ttl)
+        enqueue_processing(ctx.queue, [ref], pipeline=pipe)
         pipe.execute()
-        return ReplayResult(event_id, "queued", "pipeline")
-    return ReplayResult(event_id, record.status, "none", f"nothing to replay: the event is {record.status}")
+        return result("queued", "pipeline")
+    return result(record.status, "none", f"nothing to replay: the event is {record.status}")
 
 
 def replay_status(ctx: Context, status: str, limit: int = 10_000) -> list[ReplayResult]:
     if status not in ("failed", "quarantined"):
         raise ValueError("replay --status takes failed or quarantined")
-    ids = [i.decode() for i in ctx.redis.zrange(ctx.keys.events_by_status(status), 0, limit - 1)]
-    return [replay(ctx, i) for i in ids]
+    refs = [i.decode() for i in ctx.redis.zrange(ctx.keys.events_by_status(status), 0, limit - 1)]
+    return [replay(ctx, ref) for ref in refs]

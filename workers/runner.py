@@ -87,13 +87,13 @@ def sweep(ctx: Context, now: float | None = None) -> dict:
                 enqueue_processing(ctx.queue, stuck[start : start + SWEEP_BATCH])
             requeued = len(stuck)
         pending = [i.decode() for i in r.zrangebyscore(keys.dispatching, "-inf", cutoff)]
-        for event_id in pending:
-            r.zadd(keys.dispatching, {event_id: now})  # not again before another recover_after
-            ctx.queue.enqueue_call(RESUME_JOB, args=(event_id,), result_ttl=300, failure_ttl=7 * 24 * 3600)
+        for ref in pending:
+            r.zadd(keys.dispatching, {ref: now})  # not again before another recover_after
+            ctx.queue.enqueue_call(RESUME_JOB, args=(ref,), result_ttl=300, failure_ttl=7 * 24 * 3600)
         # Retention: index entries of events older than the event TTL (the hashes expire by themselves).
         horizon = now - ctx.settings.event_ttl
         indexes = [keys.events, *keys.status_keys()]
-        indexes += [k.decode() for k in r.scan_iter(match=keys.events_by_topic("*"), count=100)]
+        indexes += [k.decode() for k in r.scan_iter(match=keys.topics_pattern, count=100)]
         pipe = r.pipeline(transaction=False)
         for index in indexes:
             pipe.zremrangebyscore(index, "-inf", horizon)

@@ -29,6 +29,9 @@ from schemas.samples import example_for_topic
 from tests.conftest import SECRET
 from tests.e2e.conftest import ROOT, base_env, start_web, stop, wait_for
 from workers.context import make_queue
+from workers.keys import GENSTORE, Keys, event_ref
+
+KEYS = Keys()
 
 ORDERS = 60
 VERSIONS = 3
@@ -78,16 +81,20 @@ def start_worker(env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "orderhooks.cli", "worker"], env=env, cwd=ROOT)
 
 
+def event_key(shop: str, event_id: str) -> str:
+    return KEYS.event(event_ref(GENSTORE, shop, event_id))
+
+
 def assert_all_done(client: redislib.Redis, env: dict, items, shop: str) -> None:
     prefix = "orderhooks:"
     for event_id, _, _, _ in items:
-        status = client.hget(f"{prefix}event:{event_id}", "status")
+        status = client.hget(event_key(shop, event_id), "status")
         assert status in (b"processed", b"stale"), (event_id, status)
     assert client.zcard(f"{prefix}events:status:queued") == 0
     queue = make_queue(client, Settings.from_env({"REDIS_URL": env["REDIS_URL"]}))
     assert StartedJobRegistry(queue=queue).count == 0
     for n in range(ORDERS):
-        order = json.loads(client.get(f"{prefix}order:{shop}:{5000 + n}"))["order"]
+        order = json.loads(client.get(KEYS.order(GENSTORE, shop, str(5000 + n))))["order"]
         assert order["updatedAt"] == f"2024-03-01T10:00:{VERSIONS - 1:02d}Z"
         assert order["note"] == f"v{VERSIONS - 1}"
     called = {c.decode() for c in client.lrange("faults:calls", 0, -1)}
@@ -160,13 +167,13 @@ def test_redis_killed_after_acks_loses_nothing(own_redis, tmp_path):
         restarted = EmbeddedRedis(own_redis.data_dir, port=own_redis.port, fsync="always").start()
         own_redis.process = restarted.process
         client = redislib.Redis.from_url(own_redis.url)
-        stored = sum(client.exists(f"orderhooks:event:{e}") for e, _, _, _ in items)
+        stored = sum(client.exists(event_key(shop, e)) for e, _, _, _ in items)
         assert stored == len(items), "every acknowledged delivery survived the crash"
         wait_for(lambda: httpx.get(url + "/readyz", timeout=5).status_code == 200, 20, what="readyz to recover")
         r = httpx.post(url + "/webhooks/genstore", content=body, timeout=10, headers=signed)
         assert r.status_code == 202, "the receiver recovered by itself"
         items.append((r.json()["id"], "1001", body, ""))
-        wait_for(lambda: all(client.hget(f"orderhooks:event:{e}", "status") in (b"processed", b"stale")
+        wait_for(lambda: all(client.hget(event_key(shop, e), "status") in (b"processed", b"stale")
                              for e, _, _, _ in items) and drained(client, env),
                  60, interval=0.3, what="everything to be processed")
         assert_all_done(client, env, items[:-1], shop)
@@ -193,7 +200,7 @@ def test_sigterm_finishes_what_was_started(own_redis):
         acknowledged = [item[0] for item, code in zip(items, first_codes, strict=True) if code]
         assert acknowledged, "some deliveries were acknowledged before the stop"
         for event_id in acknowledged:
-            assert client.exists(f"orderhooks:event:{event_id}"), "an acknowledged delivery was lost"
+            assert client.exists(event_key(shop, event_id)), "an acknowledged delivery was lost"
         web, url = start_web(env)
         late_codes = send_all(url, items, shop)  # the sender retries what was not acknowledged
         assert all(c in (200, 202) for c in late_codes)
@@ -202,7 +209,7 @@ def test_sigterm_finishes_what_was_started(own_redis):
         assert_all_done(client, env, items, shop)
         calls = [c.decode() for c in client.lrange("faults:calls", 0, -1)]
         assert len(calls) == len(set(calls)), "warm shutdowns call no handler twice"
-        assert all(int(client.hget(f"orderhooks:event:{e}", "attempts")) == 1 for e, _, _, _ in items)
+        assert all(int(client.hget(event_key(shop, e), "attempts")) == 1 for e, _, _, _ in items)
     finally:
         stop(web, worker, *([second] if second else []))
 
@@ -247,5 +254,5 @@ def test_secrets_never_appear_in_logs_or_error_bodies(tmp_path, redis_url):
                 assert needle not in r.text
     event_id = responses[0].json()["id"]
     client = redislib.Redis.from_url(env["REDIS_URL"])
-    headers = json.loads(client.hget(f"orderhooks:event:{event_id}", "headers"))
+    headers = json.loads(client.hget(event_key("logs.genmystore.com", event_id), "headers"))
     assert headers["x-genstore-hmac-sha256"] == "****"

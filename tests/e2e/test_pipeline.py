@@ -31,8 +31,13 @@ def with_order(topic: str, order_id: str, updated_at: str | None = None, **chang
     return json.dumps(data).encode()
 
 
-def stored_ids(stack) -> set[str]:
-    return {m.decode() for m in stack.redis.zrange("orderhooks:events", 0, -1)}
+def stored_ids(stack) -> list[str]:
+    """The ids of every stored event (a list: the same id stored twice would show twice)."""
+    refs = [m.decode() for m in stack.redis.zrange("orderhooks:events", 0, -1)]
+    pipe = stack.redis.pipeline()
+    for ref in refs:
+        pipe.hget(f"orderhooks:event:{ref}", "id")
+    return [i.decode() for i in pipe.execute() if i is not None]
 
 
 # --- refused deliveries -------------------------------------------------------------
@@ -160,16 +165,33 @@ def test_all_seven_topics_are_processed(stack):
 
 def test_duplicate_delivery_is_stored_once(stack):
     event_id = str(uuid.uuid4())
-    first = stack.post("orders/create", event_id=event_id, shop=shop())
-    second = stack.post("orders/create", event_id=event_id, shop=shop())
+    s = shop()
+    first = stack.post("orders/create", event_id=event_id, shop=s)
+    second = stack.post("orders/create", event_id=event_id, shop=s)
     assert first.status_code == 202 and first.json() == {"id": event_id, "status": "queued"}
     assert second.status_code == 200 and second.json() == {"id": event_id, "status": "duplicate"}
     stack.wait_status(event_id, "processed")
-    assert list(stored_ids(stack)).count(event_id) == 1
-    third = stack.post("orders/create", event_id=event_id)
+    assert stored_ids(stack).count(event_id) == 1
+    third = stack.post("orders/create", event_id=event_id, shop=s)
     assert third.json()["status"] == "duplicate"
     wait_for(lambda: stack.calls(event_id), what="handler call")
     assert len([c for c in stack.calls(event_id) if c["handler"] == "record_everything"]) == 1
+
+
+def test_the_same_event_id_from_another_shop_is_another_event(stack):
+    """De-duplication is per platform and shop: an id is unique only within its shop."""
+    event_id = str(uuid.uuid4())
+    a, b = shop(), shop()
+    assert stack.post("orders/create", event_id=event_id, shop=a).status_code == 202
+    other = stack.post("orders/create", with_order("orders/create", "77"), event_id=event_id, shop=b)
+    assert other.status_code == 202 and other.json() == {"id": event_id, "status": "queued"}
+    assert stored_ids(stack).count(event_id) == 2
+    assert stack.api(f"/api/events/{event_id}", shop=a).json()["event"]["shop"] == a
+    assert stack.api(f"/api/events/{event_id}", shop=b).json()["event"]["orderId"] == "77"
+    ambiguous = stack.api(f"/api/events/{event_id}")
+    assert ambiguous.status_code == 409
+    assert sorted(s["shop"] for s in ambiguous.json()["shops"]) == sorted([a, b])
+    assert stack.api(f"/api/events/{event_id}", shop="nope.genmystore.com").status_code == 404
 
 
 def test_out_of_order_older_snapshot_is_stale(stack):
@@ -275,10 +297,12 @@ def test_content_type_does_not_matter_the_signed_body_does(stack):
 
 def test_oversized_headers(stack):
     long_id = "x" * 5000
-    r = stack.post("orders/create", event_id=long_id, shop=shop())
+    s = shop()
+    r = stack.post("orders/create", event_id=long_id, shop=s)
     assert r.status_code == 202
-    assert r.json()["id"].startswith("sha256:"), "an over-long event id is replaced by its hash"
-    again = stack.post("orders/create", event_id=long_id, shop=shop())
+    assert r.json()["id"] == long_id, "an over-long event id is kept as sent"
+    assert stack.api(f"/api/events/{long_id}", shop=s).json()["event"]["id"] == long_id, "and reads back"
+    again = stack.post("orders/create", event_id=long_id, shop=s)
     assert again.json() == {"id": r.json()["id"], "status": "duplicate"}, "and still de-duplicates"
     before = len(stored_ids(stack))
     huge = stack.post("orders/create", headers={"X-Padding": "p" * 200_000})

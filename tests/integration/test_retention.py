@@ -15,23 +15,23 @@ from workers.runner import sweep
 def test_event_hash_and_order_history_expire(ctx):
     d = make_delivery("r1", "orders/create", "acme.genmystore.com", example_for_topic("orders/create"))
     store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ttl=3600)
-    assert 3500 < ctx.redis.ttl(ctx.keys.event("r1")) <= 3600
-    assert 3500 < ctx.redis.ttl(ctx.keys.order_events("acme.genmystore.com", "1001")) <= 3600
-    assert ctx.redis.ttl(ctx.keys.order("acme.genmystore.com", "1001")) == -2  # not written yet
-    jobs.process_events(["r1"])
-    assert ctx.redis.ttl(ctx.keys.order("acme.genmystore.com", "1001")) == -1, "the projection is kept"
+    assert 3500 < ctx.redis.ttl(ctx.keys.event(d.ref)) <= 3600
+    assert 3500 < ctx.redis.ttl(ctx.keys.order_events("genstore", "acme.genmystore.com", "1001")) <= 3600
+    assert ctx.redis.ttl(ctx.keys.order("genstore", "acme.genmystore.com", "1001")) == -2  # not written yet
+    jobs.process_events([d.ref])
+    assert ctx.redis.ttl(ctx.keys.order("genstore", "acme.genmystore.com", "1001")) == -1, "the projection is kept"
 
 
 def test_sweeper_trims_indexes_past_the_retention(ctx):
     d = make_delivery("old", "orders/create", "acme.genmystore.com", example_for_topic("orders/create"),
                       received_at=time.time() - ctx.settings.event_ttl - 10)
     store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ttl=ctx.settings.event_ttl)
-    jobs.process_events(["old"])
-    assert ctx.redis.zscore(ctx.keys.events, "old") is not None
+    jobs.process_events([d.ref])
+    assert ctx.redis.zscore(ctx.keys.events, d.ref) is not None
     result = sweep(ctx)
     assert result["trimmed"] >= 3  # all events, its status and its topic index
-    assert ctx.redis.zscore(ctx.keys.events, "old") is None
-    assert ctx.redis.zscore(ctx.keys.events_by_topic("orders/create"), "old") is None
+    assert ctx.redis.zscore(ctx.keys.events, d.ref) is None
+    assert ctx.redis.zscore(ctx.keys.events_by_topic("orders/create"), d.ref) is None
 
 
 def test_rq_jobs_keep_results_for_a_bounded_time(ctx):

@@ -14,6 +14,7 @@ from workers import jobs
 from workers.dispatch import run_handler
 from workers.handlers import on
 from workers.intake import make_delivery, store_deliveries
+from workers.keys import GENSTORE, event_ref
 from workers.projection import apply_events
 from workers.queries import get_order
 from workers.records import load_event
@@ -21,6 +22,11 @@ from workers.replay import replay
 from workers.runner import sweep
 
 SHOP = "acme.genmystore.com"
+
+
+def ref(event_id: str, shop: str = SHOP) -> str:
+    """The event's name in Redis (ids are unique per platform and shop)."""
+    return event_ref(GENSTORE, shop, event_id)
 
 
 def store(ctx, topic: str, event_id: str, body: bytes | None = None):
@@ -51,7 +57,7 @@ def test_concurrent_workers_apply_each_event_exactly_once(ctx):
 
     def work():
         barrier.wait()
-        jobs.process_events(ids)
+        jobs.process_events([ref(i) for i in ids])
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads:
@@ -60,10 +66,10 @@ def test_concurrent_workers_apply_each_event_exactly_once(ctx):
         t.join()
     assert sorted(calls) == sorted(ids), "every handler call happens once"
     for event_id in ids:
-        assert load_event(ctx.redis, ctx.keys, event_id).attempts == 1
+        assert load_event(ctx.redis, ctx.keys, ref(event_id)).attempts == 1
     for n in range(5):
         newest = max(i for i in range(40) if i % 5 == n)
-        assert get_order(ctx.redis, ctx.keys, SHOP, str(n))["updatedAt"] == f"2024-01-01T00:00:{newest:02d}Z"
+        assert get_order(ctx.redis, ctx.keys, GENSTORE, SHOP, str(n))["updatedAt"] == f"2024-01-01T00:00:{newest:02d}Z"
 
 
 def test_failing_handler_retries_alone_then_fails_and_replays(ctx):
@@ -80,17 +86,17 @@ def test_failing_handler_retries_alone_then_fails_and_replays(ctx):
             raise ValueError("downstream is down")
 
     store(ctx, "orders/paid", "p1")
-    jobs.process_events(["p1"])
+    jobs.process_events([ref("p1")])
     name = f"{flaky.__module__}.{flaky.__qualname__}"
-    rec = load_event(ctx.redis, ctx.keys, "p1")
+    rec = load_event(ctx.redis, ctx.keys, ref("p1"))
     assert rec.status == "processed"
     assert rec.handlers[name]["status"] == "retrying" and rec.handlers[name]["attempts"] == 1
     assert "downstream is down" in rec.handlers[name]["error"]
     assert ScheduledJobRegistry(queue=ctx.queue).count == 1, "the retry is scheduled with RQ"
     # retries (two delays configured by the fixture): run them as the scheduler would
-    run_handler(ctx, "p1", name)
-    run_handler(ctx, "p1", name)
-    rec = load_event(ctx.redis, ctx.keys, "p1")
+    run_handler(ctx, ref("p1"), name)
+    run_handler(ctx, ref("p1"), name)
+    rec = load_event(ctx.redis, ctx.keys, ref("p1"))
     assert rec.handlers[name]["status"] == "failed" and rec.handlers[name]["attempts"] == 3
     assert "Traceback" in rec.handlers[name]["traceback"]
     assert rec.status == "failed"
@@ -98,10 +104,10 @@ def test_failing_handler_retries_alone_then_fails_and_replays(ctx):
     assert state["ok_calls"] == 1, "the other handler was not re-run"
     # after a fix, replay re-runs only the failed handler
     state["broken"] = False
-    result = replay(ctx, "p1")
+    result = replay(ctx, ref("p1"))
     assert result.action == "handlers" and result.status == "processed"
-    run_handler(ctx, "p1", name)
-    rec = load_event(ctx.redis, ctx.keys, "p1")
+    run_handler(ctx, ref("p1"), name)
+    rec = load_event(ctx.redis, ctx.keys, ref("p1"))
     assert rec.status == "processed"
     assert rec.handlers[name]["status"] == "ok" and rec.handlers[name]["attempts"] == 4
     assert state["ok_calls"] == 1
@@ -109,8 +115,8 @@ def test_failing_handler_retries_alone_then_fails_and_replays(ctx):
 
 def test_replay_of_a_processed_event_does_nothing(ctx):
     store(ctx, "orders/create", "done")
-    jobs.process_events(["done"])
-    result = replay(ctx, "done")
+    jobs.process_events([ref("done")])
+    result = replay(ctx, ref("done"))
     assert result.action == "none" and "processed" in result.detail
 
 
@@ -120,15 +126,15 @@ def test_sweeper_resumes_handlers_left_pending_by_a_dead_worker(ctx):
     store(ctx, "orders/create", "crash1")
     ctx.queue.empty()
     # the worker applied the projection, then died before running handlers
-    apply_events(ctx.redis, ctx.keys, ["crash1"], lambda topic: [h.name for h in ctx.registry.matching(topic)])
-    assert ctx.redis.zscore(ctx.keys.dispatching, "crash1") is not None
+    apply_events(ctx.redis, ctx.keys, [ref("crash1")], lambda topic: [h.name for h in ctx.registry.matching(topic)])
+    assert ctx.redis.zscore(ctx.keys.dispatching, ref("crash1")) is not None
     assert sweep(ctx, now=time.time() + 1000)["resumed"] == 1
     job = ctx.queue.jobs[0]
     assert job.func_name == "workers.jobs.resume_pending"
     jobs.resume_pending(*job.args)
     assert calls == ["crash1"]
-    assert ctx.redis.zscore(ctx.keys.dispatching, "crash1") is None
-    assert load_event(ctx.redis, ctx.keys, "crash1").handlers
+    assert ctx.redis.zscore(ctx.keys.dispatching, ref("crash1")) is None
+    assert load_event(ctx.redis, ctx.keys, ref("crash1")).handlers
 
 
 def test_sweeper_requeues_events_whose_job_was_lost(ctx):
@@ -138,7 +144,7 @@ def test_sweeper_requeues_events_whose_job_was_lost(ctx):
     ctx.redis.delete(ctx.keys.sweeper_lock)
     assert sweep(ctx, now=time.time() + 1000)["requeued"] == 1
     jobs.process_events(*ctx.queue.jobs[0].args)
-    assert load_event(ctx.redis, ctx.keys, "lost1").status == "processed"
+    assert load_event(ctx.redis, ctx.keys, ref("lost1")).status == "processed"
 
 
 def test_testing_helper_feeds_handlers_without_redis():
@@ -178,13 +184,13 @@ def test_queued_event_whose_body_no_longer_normalizes_is_quarantined_with_the_re
     older = Delivery(id="old-1", topic="orders/update", shop=SHOP, raw=b'{"order": {"orderId": "9"}}',
                      status="queued", order_id="9")  # no updatedAt: today's normalize refuses it
     assert store_deliveries(ctx.redis, ctx.keys, ctx.queue, [older], ctx.settings.event_ttl) == [True]
-    assert apply_events(ctx.redis, ctx.keys, ["old-1"], lambda topic: []) == []
-    record = load_event(ctx.redis, ctx.keys, "old-1")
+    assert apply_events(ctx.redis, ctx.keys, [ref("old-1")], lambda topic: []) == []
+    record = load_event(ctx.redis, ctx.keys, ref("old-1"))
     assert record.status == "quarantined"
     assert record.error == "no longer normalizes: order.updatedAt: missing"
-    assert ctx.redis.zscore(ctx.keys.events_by_status("quarantined"), "old-1") is not None
-    assert ctx.redis.zscore(ctx.keys.events_by_status("queued"), "old-1") is None
-    assert get_order(ctx.redis, ctx.keys, SHOP, "9") is None
+    assert ctx.redis.zscore(ctx.keys.events_by_status("quarantined"), ref("old-1")) is not None
+    assert ctx.redis.zscore(ctx.keys.events_by_status("queued"), ref("old-1")) is None
+    assert get_order(ctx.redis, ctx.keys, GENSTORE, SHOP, "9") is None
 
 
 def test_a_group_is_stored_in_one_script_with_each_delivery_flagged(ctx):
@@ -193,11 +199,11 @@ def test_a_group_is_stored_in_one_script_with_each_delivery_flagged(ctx):
     ds.append(make_delivery("g-junk", "orders/create", SHOP, b"not json"))
     flags = store_deliveries(ctx.redis, ctx.keys, ctx.queue, ds, ctx.settings.event_ttl)
     assert flags == [True, True, True, False, True]
-    stored = load_event(ctx.redis, ctx.keys, "g0")
+    stored = load_event(ctx.redis, ctx.keys, ref("g0"))
     assert stored.raw == example_for_topic("orders/create") and stored.status == "queued"
     assert stored.order_id == "1001" and stored.event is not None and stored.event.order_id == "1001"
-    junk = load_event(ctx.redis, ctx.keys, "g-junk")
+    junk = load_event(ctx.redis, ctx.keys, ref("g-junk"))
     assert junk.status == "quarantined" and junk.error.startswith("body is not valid JSON") and junk.event is None
     assert ctx.redis.zcard(ctx.keys.events) == 4
-    assert ctx.redis.zcard(ctx.keys.order_events(SHOP, "1001")) == 3
-    assert ctx.redis.ttl(ctx.keys.event("g0")) > 0
+    assert ctx.redis.zcard(ctx.keys.order_events(GENSTORE, SHOP, "1001")) == 3
+    assert ctx.redis.ttl(ctx.keys.event(ref("g0"))) > 0

@@ -20,6 +20,7 @@ from tests.conftest import TOKEN
 from workers.handlers import on
 from workers.intake import make_delivery, store_deliveries
 from workers.jobs import process_events, run_handler
+from workers.keys import GENSTORE, event_ref
 
 SHOP = "acme.genmystore.com"
 
@@ -29,15 +30,15 @@ def deliver(ctx, event_id, topic, body=None, shop=SHOP, process=True):
                       headers={"x-genstore-topic": topic, "x-genstore-hmac-sha256": "****"})
     store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ttl=3600)
     if process and d.status == "queued":
-        process_events([event_id])
+        process_events([d.ref])
     return d
 
 
-def spend_retries(ctx, event_id):
+def spend_retries(ctx, event_id, shop=SHOP):
     """Run the scheduled retries now until every failing handler has spent them."""
     for name in list(ctx.registry.all()):
         for _ in range(len(ctx.settings.retry_delays)):
-            run_handler(event_id, name.name)
+            run_handler(event_ref(GENSTORE, shop, event_id), name.name)
 
 
 def with_order(topic, order_id, updated_at, **changes):
@@ -181,7 +182,7 @@ def test_event_page_shows_everything(ctx, client):
     assert "&#34;v1&#34;" in html and "&#34;v2&#34;" in html, "the note before and after"
     assert "event 2 of 2" in html
     assert 'href="/ui/orders/acme.genmystore.com/900"' in html
-    assert 'href="/ui/events/e-create"' in html
+    assert 'href="/ui/events/e-create?shop=acme.genmystore.com"' in html
     assert client.get("/ui/events/nope").status_code == 404
 
 
@@ -220,8 +221,9 @@ def test_replay_one_and_all_failed(ctx, client):
     assert ctx.redis.zcard(ctx.keys.events_by_status("failed")) == 3
     csrf = sign_in(client)
     fixed["now"] = True
-    r = client.post("/ui/replay", data={"id": "f-0", "csrf": csrf})
-    assert r.status_code == 303 and r.headers["location"] == "/ui/events/f-0?replayed=handlers"
+    r = client.post("/ui/replay", data={"id": "f-0", "shop": SHOP, "csrf": csrf})
+    assert r.status_code == 303
+    assert r.headers["location"] == "/ui/events/f-0?shop=acme.genmystore.com&replayed=handlers"
     assert "failed handlers run again" in client.get(r.headers["location"]).text
     confirm = client.get("/ui/replay-failed").text
     assert 'id="failed-count">2<' in confirm and 'name="confirm" value="yes"' in confirm

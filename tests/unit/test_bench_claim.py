@@ -11,9 +11,15 @@ from schemas.samples import example_for_topic
 from workers import jobs
 from workers.handlers import on
 from workers.intake import claim_waiting, enqueue_processing, make_delivery, store_deliveries
+from workers.keys import GENSTORE, event_ref
 from workers.records import load_event
 
 SHOP = "acme.genmystore.com"
+
+
+def ref(event_id: str, shop: str = SHOP) -> str:
+    """The event's name in Redis (ids are unique per platform and shop)."""
+    return event_ref(GENSTORE, shop, event_id)
 
 
 def _store(ctx, event_id: str, topic: str = "orders/create") -> None:
@@ -26,7 +32,7 @@ def test_claim_takes_waiting_processing_jobs_only(ctx):
         _store(ctx, f"w{i}")
     retry = ctx.queue.enqueue_call("workers.jobs.run_handler", args=("w0", "h"))
     assert ctx.queue.count == 6
-    assert sorted(claim_waiting(ctx.queue)) == [f"w{i}" for i in range(5)]
+    assert sorted(claim_waiting(ctx.queue)) == [ref(f"w{i}") for i in range(5)]
     assert ctx.queue.job_ids == [retry.id], "other jobs stay queued"
     assert claim_waiting(ctx.queue) == []
 
@@ -43,9 +49,9 @@ def test_claim_stops_once_it_holds_enough_events(ctx):
 def test_a_direct_call_does_not_claim(ctx):
     _store(ctx, "d1")
     _store(ctx, "d2")
-    jobs.process_events(["d1"])
+    jobs.process_events([ref("d1")])
     assert ctx.queue.count == 2
-    assert load_event(ctx.redis, ctx.keys, "d2").status == "queued"
+    assert load_event(ctx.redis, ctx.keys, ref("d2")).status == "queued"
 
 
 def test_a_worker_drains_a_backlog_in_few_jobs_each_event_once(ctx):
@@ -59,7 +65,7 @@ def test_a_worker_drains_a_backlog_in_few_jobs_each_event_once(ctx):
     worker.work(burst=True)
     assert sorted(calls) == sorted(ids), "each handler call happens once"
     for event_id in ids:
-        record = load_event(ctx.redis, ctx.keys, event_id)
+        record = load_event(ctx.redis, ctx.keys, ref(event_id))
         assert record.status in ("processed", "stale") and record.attempts == 1
     assert ctx.queue.count == 0
     assert worker.successful_job_count < 5, "the first job took over the others"

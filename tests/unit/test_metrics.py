@@ -89,7 +89,7 @@ def test_processing_is_counted_by_the_job(ctx):
 
     d = make_delivery("m-1", "orders/paid", "acme.genmystore.com", example_for_topic("orders/paid"))
     store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ttl=3600)
-    process_events(["m-1"])
+    process_events([d.ref])
     counts = wm.WorkerCounts.parse(ctx.redis.hgetall(wm.metrics_key(ctx.keys)))
     assert counts.events == {("orders/paid", "processed"): 1}
     assert counts.handlers == {(f"{__name__}.test_processing_is_counted_by_the_job.<locals>.counted", "ok"): 1}
