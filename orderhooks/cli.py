@@ -297,7 +297,7 @@ def _one_event(ctx, event_id: str, shop: str | None, platform: str | None):
     2 listing the candidates (`platform shop id`) when the id is in several shops."""
     from workers.records import find_events
 
-    found = find_events(ctx.redis, ctx.keys, event_id, shop=shop.strip().lower() if shop is not None else None,
+    found = find_events(ctx.redis, ctx.keys, event_id, shop=(shop or "").strip().lower() or None,
                         platform=platform)
     if not found:
         err.print(f"event {event_id} not found")

@@ -128,9 +128,10 @@ _HANDWRITTEN: dict[str, dict[str, Any]] = {
     },
     "EventSummary": {
         "type": "object",
-        "required": ["id", "topic", "shop", "orderId", "status", "receivedAt", "attempts", "error"],
+        "required": ["id", "platform", "topic", "shop", "orderId", "status", "receivedAt", "attempts", "error"],
         "properties": {
-            "id": {"type": "string", "description": "the de-duplication key"},
+            "id": {"type": "string", "description": "the de-duplication key, unique within platform and shop"},
+            "platform": {"type": "string", "enum": ["genstore"]},
             "topic": _STR,
             "shop": _STR,
             "orderId": _nullable(_STR),
@@ -178,7 +179,8 @@ _HANDWRITTEN: dict[str, dict[str, Any]] = {
                     "processedAt": _nullable(_TIME),
                     "headers": {"type": "object", "additionalProperties": _STR,
                                 "description": "the delivery's headers, signatures masked"},
-                    "raw": {"type": "string", "description": "the body as received (UTF-8, bad bytes replaced)"},
+                    "raw": _nullable({"type": "string", "description": "the body's text; null when it is not UTF-8"}),
+                    "rawBase64": {"type": "string", "description": "the body's bytes, only when it is not UTF-8"},
                     "normalized": _nullable(_ref("NormalizedEvent")),
                     "handlers": {"type": "object", "additionalProperties": _ref("HandlerOutcome"),
                                  "description": "each handler's outcome, by module.function"},
@@ -222,13 +224,20 @@ _RESPONSES: dict[str, dict[str, Any]] = {
     "BadParameter": {"description": "a bad parameter; the error starts with its name", "content": _json("Error")},
     "Unauthorized": {"description": f"no {TOKEN_HEADER}, or a wrong one", "content": _json("Error")},
     "NotFound": {"description": "no such thing", "content": _json("Error")},
+    "Ambiguous": {"description": "the id is used by several shops: choose one with shop= (and platform=)",
+                  "content": {"application/json": {"schema": {
+                      "type": "object", "required": ["error", "shops"],
+                      "properties": {"error": _STR, "shops": {"type": "array", "items": {
+                          "type": "object", "required": ["platform", "shop"],
+                          "properties": {"platform": _STR, "shop": _STR}}}}}}}},
     "Unavailable": {"description": "Redis is unreachable; retry later", "content": _json("Error"),
                     "headers": _RETRY_AFTER},
 }
 
 
 def _error_responses(*codes: str) -> dict[str, Any]:
-    names = {"400": "BadParameter", "401": "Unauthorized", "404": "NotFound", "503": "Unavailable"}
+    names = {"400": "BadParameter", "401": "Unauthorized", "404": "NotFound", "409": "Ambiguous",
+             "503": "Unavailable"}
     return {code: {"$ref": f"#/components/responses/{names[code]}"} for code in codes}
 
 
@@ -290,7 +299,8 @@ def _paths() -> dict[str, Any]:
             "getOrder", "One order", _ok("OrderEnvelope"), *protected, "404",
             parameters=[
                 {"name": "orderId", "in": "path", "required": True,
-                 "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}, "example": "1001"},
+                 "schema": {"type": "string", "minLength": 1}, "example": "1001",
+                 "description": "percent-encoded: any stored id reads back, '/' and newlines included"},
                 _SHOP,
             ],
         ),
@@ -306,9 +316,11 @@ def _paths() -> dict[str, Any]:
         ),
         "/api/events/{id}": _get(
             "getEvent", "One stored delivery with its raw body, normalized form and handler outcomes",
-            _ok("EventEnvelope"), *protected, "404",
+            _ok("EventEnvelope"), *protected, "404", "409",
             parameters=[{"name": "id", "in": "path", "required": True,
-                         "schema": {"type": "string", "minLength": 1}, "description": "the de-duplication key"}],
+                         "schema": {"type": "string", "minLength": 1}, "description": "the de-duplication key"},
+                        _query("shop", {"type": "string"}, "the event's shop, when several shops use the id"),
+                        _query("platform", {"type": "string"}, "the event's platform (genstore)")],
         ),
         "/healthz": _get("healthz", "The process is up", _ok("Health"), public=True),
         "/readyz": _get(

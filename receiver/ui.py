@@ -473,7 +473,7 @@ NOTICES = {
 
 def _find(ctx, event_id: str, params) -> list[EventRecord]:
     shop = params.get("shop")
-    return find_events(ctx.redis, ctx.keys, event_id, shop=shop.strip().lower() if shop is not None else None,
+    return find_events(ctx.redis, ctx.keys, event_id, shop=(shop or "").strip().lower() or None,
                        platform=params.get("platform") or None)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -131,10 +132,18 @@ class EventRecord:
                 datetime.fromtimestamp(self.processed_at, UTC).isoformat() if self.processed_at else None
             ),
             "headers": self.headers,
-            "raw": self.raw.decode("utf-8", "replace"),
+            **_raw_fields(self.raw),
             "normalized": self.normalized,
             "handlers": self.handlers,
         }
+
+
+def _raw_fields(raw: bytes) -> dict:
+    """`raw` is the body's text; a body that is not UTF-8 has `raw` null and its bytes in `rawBase64`."""
+    try:
+        return {"raw": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"raw": None, "rawBase64": base64.b64encode(raw).decode()}
 
 
 def load_events(redis: Redis, keys: Keys, refs: Sequence[str]) -> list[EventRecord | None]:

@@ -6,6 +6,7 @@ not read back, and stored events whose pages answered 500.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import uuid
@@ -187,3 +188,13 @@ def test_a_lone_surrogate_in_a_signed_body_is_processed_and_readable(stack, insp
     if event["status"] == "processed":
         order = stack.api(order_path(order_id), shop=shop).json()["order"]
         assert order["note"] == "\ufffdx"
+
+
+def test_a_body_that_is_not_utf8_is_kept_byte_for_byte(stack, inspector):
+    shop, event_id = "latin.genmystore.com", str(uuid.uuid4())
+    body = '{"order": {"orderId": "9009", "note": "caf\u00e9"}}'.encode("latin-1")
+    assert stack.post("orders/create", body, event_id=event_id, shop=shop).status_code == 202
+    event = processed(stack, event_id, shop)
+    assert event["status"] == "quarantined"
+    assert event["raw"] is None and base64.b64decode(event["rawBase64"]) == body
+    assert inspector.get(f"/ui/events/{event_id}", params={"shop": shop}).status_code == 200
