@@ -134,6 +134,8 @@ Press Ctrl-C to stop.""")
 @click.option("--port", type=int, default=None, help="default: $PORT or 8000")
 def web(host: str, port: int | None) -> None:
     """Run the receiver (WEB_CONCURRENCY processes)."""
+    import functools
+
     import structlog
     import uvicorn
 
@@ -153,10 +155,14 @@ def web(host: str, port: int | None) -> None:
         structlog.get_logger("orderhooks.web").warning(
             "weak_secret", variable="ORDERHOOKS_SECRETS", position=position,
             detail=f"secret {position} has a key shorter than {MIN_SECRET_BYTES} bytes; use 32 random bytes")
+    from receiver.server import DeadlineHttpToolsProtocol
+
     uvicorn.run(
         "receiver.app:create_app", factory=True, host=host, port=port or settings.port,
         workers=settings.web_concurrency, log_level="warning", access_log=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=30, timeout_keep_alive=settings.keepalive_timeout,
+        http=functools.partial(DeadlineHttpToolsProtocol, header_timeout=settings.header_timeout,
+                               body_timeout=settings.body_timeout),
     )
 
 

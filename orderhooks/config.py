@@ -133,6 +133,10 @@ class Settings:
     # Intake group commit: the most deliveries written in one Redis round trip.
     intake_batch: int = 256
     web_concurrency: int = 1
+    # Slow clients: seconds for a request's headers, for its body after them, and for an idle keep-alive.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive_timeout: float = 5.0
     log_format: str = "auto"
     log_level: str = "info"
     secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
@@ -176,6 +180,9 @@ class Settings:
             event_ttl=_int(env, "ORDERHOOKS_EVENT_TTL", 30 * 24 * 3600, minimum=60),
             intake_batch=_int(env, "ORDERHOOKS_INTAKE_BATCH", 256, minimum=1),
             web_concurrency=_int(env, "WEB_CONCURRENCY", 1, minimum=1),
+            header_timeout=_float(env, "ORDERHOOKS_HEADER_TIMEOUT", 10.0, minimum=0.1),
+            body_timeout=_float(env, "ORDERHOOKS_BODY_TIMEOUT", 30.0, minimum=0.1),
+            keepalive_timeout=_float(env, "ORDERHOOKS_KEEPALIVE_TIMEOUT", 5.0, minimum=0.1),
             log_format=log_format,
         )
 

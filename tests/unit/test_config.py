@@ -11,6 +11,9 @@ from orderhooks.config import ConfigError, Settings
     ("ORDERHOOKS_RETRY_DELAYS", "1,x"),
     ("ORDERHOOKS_INSECURE_NO_VERIFY", "maybe"),
     ("ORDERHOOKS_SECRETS", "whsec_###"),
+    ("ORDERHOOKS_HEADER_TIMEOUT", "soon"),
+    ("ORDERHOOKS_BODY_TIMEOUT", "0"),
+    ("ORDERHOOKS_KEEPALIVE_TIMEOUT", "-5"),
 ])
 def test_bad_value_names_the_variable(name, value):
     with pytest.raises(ConfigError) as info:
@@ -63,3 +66,11 @@ def test_short_keys_are_accepted_and_named_by_position():
     assert s.secret_keys[1] == b"\x01"
     assert s.weak_secrets() == [2, 3]
     assert Settings.from_env({"ORDERHOOKS_SECRETS": strong}).weak_secrets() == []
+
+
+def test_slow_client_timeouts_default_to_the_contract():
+    s = Settings.from_env({})
+    assert (s.header_timeout, s.body_timeout, s.keepalive_timeout) == (10.0, 30.0, 5.0)
+    s = Settings.from_env({"ORDERHOOKS_HEADER_TIMEOUT": "2.5", "ORDERHOOKS_BODY_TIMEOUT": "4",
+                           "ORDERHOOKS_KEEPALIVE_TIMEOUT": "1"})
+    assert (s.header_timeout, s.body_timeout, s.keepalive_timeout) == (2.5, 4.0, 1.0)
