@@ -134,21 +134,35 @@ Press Ctrl-C to stop.""")
 @click.option("--port", type=int, default=None, help="default: $PORT or 8000")
 def web(host: str, port: int | None) -> None:
     """Run the receiver (WEB_CONCURRENCY processes)."""
+    import functools
+
+    import structlog
     import uvicorn
 
-    settings = _settings()
+    from orderhooks import logs
+    from orderhooks.config import MIN_SECRET_BYTES
+
     try:
+        settings = Settings.from_env()
         settings.require_verification()
+        if not settings.redis_url:
+            raise ConfigError("REDIS_URL: not set")
     except ConfigError as exc:
-        err.print(f"configuration error: {exc}")
+        click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
-    if not settings.redis_url:
-        err.print("configuration error: REDIS_URL: not set")
-        sys.exit(2)
+    logs.configure(settings.log_format, settings.log_level)
+    for position in settings.weak_secrets():
+        structlog.get_logger("orderhooks.web").warning(
+            "weak_secret", variable="ORDERHOOKS_SECRETS", position=position,
+            detail=f"secret {position} has a key shorter than {MIN_SECRET_BYTES} bytes; use 32 random bytes")
+    from receiver.server import DeadlineHttpToolsProtocol
+
     uvicorn.run(
         "receiver.app:create_app", factory=True, host=host, port=port or settings.port,
         workers=settings.web_concurrency, log_level="warning", access_log=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=30, timeout_keep_alive=settings.keepalive_timeout,
+        http=functools.partial(DeadlineHttpToolsProtocol, header_timeout=settings.header_timeout,
+                               body_timeout=settings.body_timeout),
     )
 
 

@@ -20,6 +20,10 @@ class ConfigError(Exception):
     """A configuration variable has a value we cannot use."""
 
 
+# A webhook key shorter than this is accepted with a warning at start (HMAC-SHA256 wants 32 random bytes).
+MIN_SECRET_BYTES = 16
+
+
 def secret_bytes(secret: str) -> bytes:
     """`whsec_<base64>` is used as its decoded bytes, anything else as UTF-8."""
     if secret.startswith("whsec_"):
@@ -28,6 +32,31 @@ def secret_bytes(secret: str) -> bytes:
         except (binascii.Error, ValueError) as exc:
             raise ConfigError("ORDERHOOKS_SECRETS: a whsec_ secret is not valid base64") from exc
     return secret.encode()
+
+
+def _secrets(env: Mapping[str, str], name: str) -> tuple[tuple[str, ...], tuple[bytes, ...]]:
+    """Comma-separated webhook secrets and their keys. An empty secret, or a `whsec_` one whose key decodes
+    to nothing (or to zero bytes only, the same HMAC key), would let anyone sign: it stops the process. Errors say
+    which secret by position, never its value."""
+    raw = env.get(name, "")
+    if not raw.strip():
+        return (), ()
+    parts = [part.strip() for part in raw.split(",")]
+    keys = []
+    for position, secret in enumerate(parts, 1):
+        if not secret:
+            raise ConfigError(f"{name}: secret {position} of {len(parts)} is empty (a stray comma?)")
+        try:
+            key = secret_bytes(secret)
+        except ConfigError:
+            raise ConfigError(f"{name}: secret {position} is a whsec_ key that is not valid base64") from None
+        if not key:
+            raise ConfigError(f"{name}: secret {position} is a whsec_ key that decodes to nothing")
+        if not key.strip(b"\0"):  # HMAC pads a short key with zero bytes: this is the empty key
+            raise ConfigError(f"{name}: secret {position} is a whsec_ key of zero bytes only, "
+                              "which signs like an empty key")
+        keys.append(key)
+    return tuple(parts), tuple(keys)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -104,6 +133,10 @@ class Settings:
     # Intake group commit: the most deliveries written in one Redis round trip.
     intake_batch: int = 256
     web_concurrency: int = 1
+    # Slow clients: seconds for a request's headers, for its body after them, and for an idle keep-alive.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive_timeout: float = 5.0
     log_format: str = "auto"
     log_level: str = "info"
     secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
@@ -120,7 +153,7 @@ class Settings:
             env.update(os.environ)
         else:
             env.update(environ)
-        secrets = _list(env, "ORDERHOOKS_SECRETS")
+        secrets, secret_keys = _secrets(env, "ORDERHOOKS_SECRETS")
         prefix = env.get("ORDERHOOKS_PREFIX", "orderhooks:") or "orderhooks:"
         log_format = env.get("ORDERHOOKS_LOG_FORMAT", "auto").strip().lower() or "auto"
         if log_format not in ("auto", "json", "console"):
@@ -133,7 +166,7 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             data_dir=Path(env.get("ORDERHOOKS_DATA_DIR") or ".orderhooks"),
             secrets=secrets,
-            secret_keys=tuple(secret_bytes(s) for s in secrets),
+            secret_keys=secret_keys,
             insecure_no_verify=_flag(env, "ORDERHOOKS_INSECURE_NO_VERIFY"),
             api_token=env.get("ORDERHOOKS_API_TOKEN") or None,
             handler_modules=_list(env, "ORDERHOOKS_HANDLERS"),
@@ -147,8 +180,15 @@ class Settings:
             event_ttl=_int(env, "ORDERHOOKS_EVENT_TTL", 30 * 24 * 3600, minimum=60),
             intake_batch=_int(env, "ORDERHOOKS_INTAKE_BATCH", 256, minimum=1),
             web_concurrency=_int(env, "WEB_CONCURRENCY", 1, minimum=1),
+            header_timeout=_float(env, "ORDERHOOKS_HEADER_TIMEOUT", 10.0, minimum=0.1),
+            body_timeout=_float(env, "ORDERHOOKS_BODY_TIMEOUT", 30.0, minimum=0.1),
+            keepalive_timeout=_float(env, "ORDERHOOKS_KEEPALIVE_TIMEOUT", 5.0, minimum=0.1),
             log_format=log_format,
         )
+
+    def weak_secrets(self) -> list[int]:
+        """1-based positions in ORDERHOOKS_SECRETS of keys shorter than MIN_SECRET_BYTES (warned about at start)."""
+        return [i for i, key in enumerate(self.secret_keys, 1) if len(key) < MIN_SECRET_BYTES]
 
     def require_verification(self) -> None:
         """The receiver refuses to start without secrets unless explicitly told."""

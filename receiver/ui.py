@@ -4,8 +4,11 @@ Sign-in takes the read-API token (`ORDERHOOKS_API_TOKEN`) in a form and
 answers with a signed session cookie (HttpOnly, SameSite=Strict, scoped to
 /ui, Secure over https); the token never appears in a URL. The cookie is an
 expiry and a random session id, signed with HMAC-SHA256 under a key derived
-from the token, so changing the token signs everyone out. Every POST
-carries a CSRF token derived from the session id.
+from the token, so changing the token signs everyone out. A session is also
+open in Redis (`receiver.signin`) until logout or expiry, so a cookie kept
+after logout opens nothing, on any receiver. Wrong tokens are throttled per
+client address and overall (`receiver.signin`). Every POST carries a CSRF
+token derived from the session id.
 
 Pages refresh themselves without reloading (`static/ui.js` fetches the same
 URL and swaps the parts marked `data-live`).
@@ -34,7 +37,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from receiver import convertors  # noqa: F401 (registers the `anything` path convertor)
+from receiver import (
+    convertors,  # noqa: F401 (registers the `anything` path convertor)
+    signin,
+)
 from schemas import TOPICS, Projection, merge, order_view
 from workers import queries
 from workers.keys import GENSTORE, STATUSES
@@ -79,10 +85,11 @@ def _sign(token: str, payload: str) -> str:
     return _b64(hmac.new(_key(token), payload.encode(), hashlib.sha256).digest())
 
 
-def make_session(token: str, now: float | None = None) -> str:
+def make_session(token: str, now: float | None = None, sid: str | None = None) -> str:
     """A new session cookie value: `<payload>.<signature>`."""
     now = time.time() if now is None else now
-    payload = _b64(json.dumps({"exp": int(now + SESSION_SECONDS), "sid": secrets.token_urlsafe(16)}).encode())
+    sid = sid or secrets.token_urlsafe(16)
+    payload = _b64(json.dumps({"exp": int(now + SESSION_SECONDS), "sid": sid}).encode())
     return f"{payload}.{_sign(token, payload)}"
 
 
@@ -100,6 +107,8 @@ def read_session(token: str | None, value: str | None, now: float | None = None)
     now = time.time() if now is None else now
     if not isinstance(data, dict) or not isinstance(data.get("exp"), int) or data["exp"] < now:
         return None
+    if not isinstance(data.get("sid"), str):
+        return None
     return data
 
 
@@ -111,8 +120,20 @@ def _token(request: Request) -> str | None:
     return request.app.state.settings.api_token
 
 
-def _session(request: Request) -> dict | None:
-    return read_session(_token(request), request.cookies.get(SESSION_COOKIE))
+async def _session(request: Request) -> dict | None:
+    """The request's session when its cookie is good and it is still open in Redis (raises RedisError)."""
+    session = read_session(_token(request), request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        return None
+    ctx = request.app.state.ctx
+    is_open = await run_in_threadpool(signin.session_is_open, ctx.redis, ctx.keys, session["sid"])
+    return session if is_open else None
+
+
+def _address(request: Request) -> str:
+    """The client address as uvicorn gives it: behind a proxy, from X-Forwarded-For when the proxy's address
+    is in FORWARDED_ALLOW_IPS (uvicorn's default trusts 127.0.0.1 and ::1 only)."""
+    return request.client.host if request.client and request.client.host else "unknown"
 
 
 def _same_origin(request: Request) -> bool:
@@ -235,12 +256,13 @@ def page(func):
     """A GET page: signed in, or sent to the sign-in form (which brings the user back here)."""
 
     async def endpoint(request: Request) -> Response:
-        session = _session(request)
-        if session is None:
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse("/ui/login?" + urlencode({"next": target}), status_code=303,
-                                    headers={"Cache-Control": "no-store"})
+        session = None
         try:
+            session = await _session(request)
+            if session is None:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse("/ui/login?" + urlencode({"next": target}), status_code=303,
+                                        headers={"Cache-Control": "no-store"})
             return await run_in_threadpool(func, request, session)
         except redis.RedisError:
             return _error(request, 503, "Storage unavailable", "Redis did not answer; try again shortly.", session)
@@ -253,15 +275,16 @@ def action(func):
     """A POST: signed in, same origin, and carrying the session's CSRF token; else 403."""
 
     async def endpoint(request: Request) -> Response:
-        session = _session(request)
-        form = await _form(request)
-        token = _token(request)
-        given = form.get("csrf", "")
-        if session is None or not token or not _same_origin(request) or not hmac.compare_digest(
-                csrf_token(token, session), given):
-            return _error(request, 403, "Refused", "This form has expired or did not come from this page. "
-                          "Go back, reload, and try again.", session)
+        session = None
         try:
+            session = await _session(request)
+            form = await _form(request)
+            token = _token(request)
+            given = form.get("csrf", "")
+            if session is None or not token or not _same_origin(request) or not hmac.compare_digest(
+                    csrf_token(token, session), given):
+                return _error(request, 403, "Refused", "This form has expired or did not come from this page. "
+                              "Go back, reload, and try again.", session)
             return await run_in_threadpool(func, request, session, form)
         except redis.RedisError:
             return _error(request, 503, "Storage unavailable", "Redis did not answer; try again shortly.", session)
@@ -273,8 +296,11 @@ def action(func):
 # --- sign-in --------------------------------------------------------------------------------
 
 async def login_form(request: Request) -> Response:
-    if _session(request) is not None:
-        return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    try:
+        if await _session(request) is not None:
+            return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    except redis.RedisError:
+        pass  # the form needs no Redis; signing in will say if it is away
     return render(request, "login.html", {"next": _safe_next(request.query_params.get("next")), "error": None,
                                           "enabled": bool(_token(request))})
 
@@ -285,12 +311,31 @@ async def login(request: Request) -> Response:
     next_url = _safe_next(form.get("next"))
     if not expected:
         return render(request, "login.html", {"next": next_url, "error": None, "enabled": False}, 503)
-    if not _same_origin(request) or not hmac.compare_digest(expected.encode(), form.get("token", "").encode()):
-        await asyncio.sleep(0.5)  # slows down guessing
-        return render(request, "login.html", {"next": next_url, "error": "That token is not right.",
-                                              "enabled": True}, 401)
+    ctx = request.app.state.ctx
+    try:
+        # Counted before the token is compared: a refused attempt learns nothing about the token.
+        attempt = await run_in_threadpool(signin.begin, ctx.redis, ctx.keys, _address(request))
+        if attempt.refused:
+            whose = "right now" if attempt.overall else "from your address"
+            response = render(request, "login.html", {
+                "next": next_url, "enabled": True,
+                "error": f"Too many sign-in attempts {whose}. Try again in {attempt.retry_after} s."}, 429)
+            response.headers["Retry-After"] = str(attempt.retry_after)
+            return response
+        if not _same_origin(request) or not hmac.compare_digest(expected.encode(),
+                                                                form.get("token", "").encode()):
+            await asyncio.sleep(0.5)  # slows down guessing
+            return render(request, "login.html", {"next": next_url, "error": "That token is not right.",
+                                                  "enabled": True}, 401)
+        sid = secrets.token_urlsafe(16)
+        await run_in_threadpool(signin.succeeded, ctx.redis, ctx.keys, attempt)
+        await run_in_threadpool(signin.open_session, ctx.redis, ctx.keys, sid, SESSION_SECONDS)
+    except redis.RedisError:
+        return render(request, "login.html", {"next": next_url, "enabled": True,
+                                              "error": "Storage unavailable: Redis did not answer; try again "
+                                                       "shortly."}, 503)
     response = RedirectResponse(next_url, status_code=303, headers={"Cache-Control": "no-store"})
-    response.set_cookie(SESSION_COOKIE, make_session(expected), max_age=SESSION_SECONDS, path="/ui",
+    response.set_cookie(SESSION_COOKIE, make_session(expected, sid=sid), max_age=SESSION_SECONDS, path="/ui",
                         httponly=True, samesite="strict", secure=_https(request))
     return response
 
@@ -303,13 +348,18 @@ def _signed_out(request: Request) -> Response:
 
 @action
 def _logout(request: Request, session: dict, form: dict) -> Response:
+    ctx = request.app.state.ctx
+    signin.close_session(ctx.redis, ctx.keys, session["sid"])
     return _signed_out(request)
 
 
 async def logout(request: Request) -> Response:
     """Signing out of a session that has already ended needs no CSRF token: there is nothing to protect."""
-    if _session(request) is None:
-        return _signed_out(request)
+    try:
+        if await _session(request) is None:
+            return _signed_out(request)
+    except redis.RedisError:
+        return _error(request, 503, "Storage unavailable", "Redis did not answer; try again shortly.")
     return await _logout(request)
 
 

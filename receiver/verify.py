@@ -5,7 +5,9 @@ raw body) and Standard Webhooks (`webhook-id`, `webhook-timestamp`,
 `webhook-signature`), signed with the `standardwebhooks` library. If any
 `webhook-*` header is present only Standard Webhooks is tried, so a stale
 timestamp cannot be bypassed with the other scheme. Any configured secret may
-verify (rotation). Comparisons are constant-time.
+verify (rotation). Comparisons are constant-time. An empty key (or one of
+zero bytes only, which HMAC pads to the same key) never verifies: anyone can
+sign with it. Settings refuse one at start too.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ def verify(
 
     `headers` must have lower-case names (Starlette's Headers do).
     """
+    secrets = [s for s in secrets if s.strip(b"\0")]  # HMAC pads keys with zeros: b"\0" is the empty key
     if any(h.startswith("webhook-") for h in headers.keys()):
         return _verify_standard(headers, body, secrets, tolerance, time.time() if now is None else now)
     _verify_genstore(headers, body, secrets)

@@ -129,3 +129,21 @@ class Keys:
 
     def status_keys(self) -> list[str]:
         return [self.events_by_status(s) for s in STATUSES]
+
+    def ui_session(self, sid_hash: str) -> str:
+        """STRING with a TTL of the session's life: an inspector session that is signed in (SHA-256 of its id)."""
+        return f"{self.prefix}ui:session:{sid_hash}"
+
+    def signin_failures(self, address: str) -> str:
+        """ZSET with a TTL of the window: wrong inspector sign-ins from one client address, scored by time (ms)."""
+        return f"{self.prefix}ui:signin:failures:{address}"
+
+    @property
+    def signin_failures_all(self) -> str:
+        """ZSET with a TTL of the window: wrong inspector sign-ins from every address, scored by time (ms)."""
+        return f"{self.prefix}ui:signin:failures"
+
+    def signin_known(self, address: str) -> str:
+        """STRING with a TTL: a client address that signed in to the inspector recently (not held to the
+        overall cap on wrong sign-ins)."""
+        return f"{self.prefix}ui:signin:known:{address}"

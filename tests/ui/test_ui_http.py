@@ -254,3 +254,27 @@ def test_logout_ends_the_session(client):
 def test_static_files_are_served(client):
     assert client.get("/ui/static/ui.js").status_code == 200
     assert "text/css" in client.get("/ui/static/ui.css").headers["content-type"]
+
+
+def test_a_cookie_kept_after_logout_opens_nothing(client):
+    csrf = sign_in(client)
+    cookie = client.cookies[ui.SESSION_COOKIE]
+    assert client.post("/ui/logout", data={"csrf": csrf}).status_code == 303
+    client.cookies.clear()
+    replayed = client.get("/ui", headers={"Cookie": f"{ui.SESSION_COOKIE}={cookie}"})
+    assert replayed.status_code == 303 and replayed.headers["location"].startswith("/ui/login")
+
+
+def test_sign_in_and_pages_answer_503_while_redis_is_away(ctx, settings):
+    from dataclasses import replace
+
+    from orderhooks.embedded import free_port
+
+    away = replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    with TestClient(create_app(away), follow_redirects=False) as c:
+        assert c.get("/ui/login").status_code == 200
+        r = c.post("/ui/login", data={"token": TOKEN})
+        assert r.status_code == 503 and "set-cookie" not in r.headers
+        cookie = ui.make_session(TOKEN)
+        assert c.get("/ui", headers={"Cookie": f"{ui.SESSION_COOKIE}={cookie}"}).status_code == 503
+        assert c.post("/ui/logout", data={}, headers={"Cookie": f"{ui.SESSION_COOKIE}={cookie}"}).status_code == 503

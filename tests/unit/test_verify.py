@@ -1,6 +1,8 @@
 """Signature verification: failures first."""
 
 import base64
+import hashlib
+import hmac
 import time
 
 import pytest
@@ -101,3 +103,20 @@ def test_standard_webhooks_non_utf8_body_is_refused():
     headers = {"webhook-id": "m", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,AAAA"}
     with pytest.raises(VerificationError, match="UTF-8"):
         verify(headers, body, [KEY])
+
+
+def test_an_empty_key_never_verifies():
+    """Were an empty key configured, HMAC under it is computable by anyone: it must match nothing."""
+    empty = b""
+    with pytest.raises(VerificationError, match="does not match"):
+        verify(genstore_headers(empty), BODY, [empty])
+    with pytest.raises(VerificationError, match="does not match"):  # HMAC pads a key with zeros: the same key
+        verify(genstore_headers(empty), BODY, [b"\x00\x00"])
+    stamp = int(time.time())
+    mac = hmac.new(empty, f"msg_1.{stamp}.".encode() + BODY, hashlib.sha256).digest()
+    signed = {"webhook-id": "msg_1", "webhook-timestamp": str(stamp),
+              "webhook-signature": "v1," + base64.b64encode(mac).decode()}
+    with pytest.raises(VerificationError, match="does not match"):
+        verify(signed, BODY, [empty, OTHER])
+    assert verify(standard_headers(OTHER), BODY, [empty, OTHER]) == "msg_1"
+    assert verify(genstore_headers(OTHER), BODY, [empty, OTHER]) is None
