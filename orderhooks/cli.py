@@ -28,7 +28,7 @@ def _settings() -> Settings:
     try:
         return Settings.from_env()
     except ConfigError as exc:
-        err.print(f"[red]configuration error[/red] {exc}")
+        click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
 
 
