@@ -17,13 +17,14 @@ from pydantic import BeforeValidator, PlainSerializer
 
 from . import _json
 
-__all__ = ["Count", "Id", "LooseBool", "Maybe", "Money", "StrList", "Tags", "Text", "Time"]
+__all__ = ["Count", "Currency", "Id", "LooseBool", "Maybe", "Money", "StrList", "Tags", "Text", "Time", "clean_text"]
 
 _DECIMAL = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _WHOLE = re.compile(r"[+-]?\d+(?:\.0+)?")
 _MONEY_DIGITS = 30  # amounts beyond 10**30 or finer than 10**-30 are not money
 _COUNT_LIMIT = 10**18  # quantities and grams; keeps them in a signed 64-bit range
 _MINUTE = timedelta(minutes=1)
+_SURROGATE = re.compile("[\ud800-\udfff]")  # only a \\u escape can put one in parsed text: UTF-8 has none
 
 
 def _short(value: Any) -> str:
@@ -34,6 +35,18 @@ def _short(value: Any) -> str:
 def _is_null(value: Any) -> bool:
     """None, ``""`` and the word ``"null"`` (any case) all mean no value."""
     return value is None or (isinstance(value, str) and value.strip().lower() in ("", "null"))
+
+
+def clean_text(text: str) -> str:
+    """Free text as UTF-8 can carry it: a lone surrogate (``"\\ud800"``) becomes U+FFFD."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def _whole_text(text: str) -> str:
+    """Text that must stay exactly as sent (ids, currencies): a lone surrogate refuses it."""
+    if not text.isascii() and _SURROGATE.search(text):
+        raise ValueError(f"contains a lone surrogate escape, not text ({_short(text)})")
+    return text
 
 
 def _loose_bool(value: Any) -> bool | None:
@@ -90,7 +103,7 @@ def _id(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str):
-        return value.strip()
+        return _whole_text(value.strip())
     raise ValueError(f"not an identifier ({_short(value)})")
 
 
@@ -132,7 +145,7 @@ def _str_list(value: Any) -> list[Any] | None:
     value = _json_text(value, "[")
     if not isinstance(value, list):
         raise ValueError(f"not a list ({_short(value)})")
-    return value
+    return [clean_text(item) if isinstance(item, str) else item for item in value]
 
 
 def _tags(value: Any) -> list[Any] | None:
@@ -142,7 +155,7 @@ def _tags(value: Any) -> list[Any] | None:
     if isinstance(value, str):
         value = value.split(",")
     if isinstance(value, list) and all(isinstance(tag, str) for tag in value):
-        return [tag.strip() for tag in value if tag.strip()]
+        return [clean_text(tag.strip()) for tag in value if tag.strip()]
     raise ValueError(f"not a comma-separated tag list ({_short(value)})")
 
 
@@ -150,10 +163,14 @@ def _text(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        return value  # the word "null" is kept: free text may say it
+        return clean_text(value)  # the word "null" is kept: free text may say it
     if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
         return str(value)  # a zip code or phone number sent as a number
     raise ValueError(f"not text ({_short(value)})")
+
+
+def _currency(value: Any) -> str | None:
+    return _text(_whole_text(value) if isinstance(value, str) else value)
 
 
 def _nested(value: Any) -> Any:
@@ -185,6 +202,9 @@ Tags = Annotated[list[str] | None, BeforeValidator(_tags)]
 
 Text = Annotated[str | None, BeforeValidator(_text)]
 """Free text; ``""`` is absent (None) but the word ``"null"`` is kept."""
+
+Currency = Annotated[str | None, BeforeValidator(_currency)]
+"""A currency code (``"USD"``), as sent; ``""`` is absent, a lone surrogate refuses it."""
 
 T = TypeVar("T")
 Maybe = Annotated[T | None, BeforeValidator(_nested)]

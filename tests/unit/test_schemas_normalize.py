@@ -64,7 +64,7 @@ def test_the_malformed_bash_block_is_not_json() -> None:
     assert "Traceback" not in reason
 
 
-@pytest.mark.parametrize("body", [b"", b"{", b"\xff\xfe\x00", b"{'a': 1}", b'{"a": NaN}'])
+@pytest.mark.parametrize("body", [b"", b"{", b"{'a': 1}", b'{"a": NaN}', b"\x00{}"])
 def test_bodies_that_are_not_json(body: bytes) -> None:
     assert _reason("orders/paid", body).startswith("body is not valid JSON")
 
