@@ -17,13 +17,16 @@ def _camel_or_snake(name: str) -> AliasChoices:
 
 
 def _plain(value: Any) -> Any:
-    """An unknown field's value as it will dump (and reload): JSON numbers
-    outside the known fields were parsed as Decimal and are kept as plain
-    JSON numbers; text is cleaned of lone surrogates."""
+    """An unknown field's value as it will dump, store and reload unchanged.
+
+    JSON numbers with a fraction or an exponent were parsed as Decimal: they
+    are kept as the decimal string of that exact value (``"1.00000000000000000001"``,
+    ``"1E+400"``), never through a float, which would round them or make them
+    null. Integers stay integers. Text is cleaned of lone surrogates."""
     if isinstance(value, str):
         return clean_text(value)
     if isinstance(value, Decimal):
-        return float(value)
+        return str(value)
     if isinstance(value, list):
         return [_plain(item) for item in value]
     if isinstance(value, dict):

@@ -22,12 +22,22 @@ def _refuse(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse)  # built once, not per call
+class LongInt(Decimal):
+    """A JSON integer longer than Python's ``int()`` takes (4300 digits), kept exact."""
+
+
+def _integer(literal: str) -> int | Decimal:
+    return int(literal) if len(literal) <= _INT_DIGITS else LongInt(literal)
+
+
+_INT_DIGITS = 4300  # sys.get_int_max_str_digits() by default
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=_integer, parse_constant=_refuse)  # built once
 
 
 def loads(text: str | bytes) -> Any:
-    """``json.loads`` with fractions as ``Decimal``; raises ValueError for
-    anything that is not JSON or is nested deeper than ``MAX_DEPTH``."""
+    """``json.loads`` with fractions as ``Decimal`` (and integers of more than
+    4300 digits as ``LongInt``); raises ValueError for anything that is not JSON or is
+    nested deeper than ``MAX_DEPTH``, and NotUTF8 for bytes that are not UTF-8."""
     if isinstance(text, (bytes, bytearray)):
         text = _utf8(bytes(text))
     elif not isinstance(text, str):

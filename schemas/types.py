@@ -102,6 +102,8 @@ def _id(value: Any) -> str | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, _json.LongInt):  # a JSON integer of over 4300 digits
+        return str(value)
     if isinstance(value, str):
         return _whole_text(value.strip())
     raise ValueError(f"not an identifier ({_short(value)})")
