@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any, Literal
 
 from .normalize import NormalizedEvent
@@ -25,7 +25,6 @@ Outcome = Literal["applied", "stale", "refund_added", "refund_duplicate"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_CENTS = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -86,16 +85,24 @@ def merge(current: Projection | None, topic: str, event_id: str, event: Normaliz
 
 def order_view(projection: Projection | None, shop: str) -> dict[str, Any] | None:
     """The read API's order: the canonical order plus ``shop``, ``refunds``
-    (by createdAt, then refundId) and ``totalRefunded`` (a decimal string);
-    None while only refunds have arrived."""
+    (by createdAt, then refundId), ``totalRefunded`` and ``refundedByCurrency``;
+    None while only refunds have arrived.
+
+    ``totalRefunded`` (a decimal string, at least two decimals) is the exact
+    sum of the refunds' transactions whose ``status`` is ``success`` (or
+    absent) and ``kind`` is ``refund`` (or absent), in the order's currency
+    or with no currency given. Such transactions in another currency are
+    summed per currency code in ``refundedByCurrency`` (``{"JPY": "700"}``)."""
     if projection is None or projection.order is None:
         return None
     refunds = sorted(projection.refunds.values(), key=_refund_sort_key)
+    total, by_currency = _refunded(refunds, projection.order.get("currency"))
     return {
         **projection.order,
         "shop": shop,
         "refunds": refunds,
-        "totalRefunded": _format_amount(_total_refunded(refunds)),
+        "totalRefunded": _format_amount(total),
+        "refundedByCurrency": {code: format(amount, "f") for code, amount in by_currency.items()},
     }
 
 
@@ -109,21 +116,49 @@ def _refund_sort_key(refund: dict[str, Any]) -> tuple[bool, int, str]:
     return (created is None, micros, str(refund.get("refundId")))
 
 
-def _total_refunded(refunds: list[dict[str, Any]]) -> Decimal:
-    return sum(
-        (
-            Decimal(transaction["amount"])
-            for refund in refunds
-            for transaction in refund.get("transactions") or []
-            if transaction.get("amount") is not None
-        ),
-        Decimal(0),
-    )
+def _refunded(refunds: list[dict[str, Any]], currency: Any) -> tuple[Decimal, dict[str, Decimal]]:
+    """(the sum in the order's currency, {other currency code: its sum}) of the successful refund transactions."""
+    home = _currency_code(currency)
+    same: list[Decimal] = []
+    other: dict[str, list[Decimal]] = {}
+    for refund in refunds:
+        for transaction in refund.get("transactions") or []:
+            if transaction.get("amount") is None or not _is_refunded(transaction):
+                continue
+            code = _currency_code(transaction.get("currency"))
+            found = same if code is None or code == home else other.setdefault(code, [])
+            found.append(Decimal(transaction["amount"]))
+    return _exact_sum(same), {code: _exact_sum(found) for code, found in sorted(other.items())}
+
+
+def _is_refunded(transaction: dict[str, Any]) -> bool:
+    status = str(transaction.get("status") or "success").strip().lower()
+    kind = str(transaction.get("kind") or "refund").strip().lower()
+    return status == "success" and kind == "refund"
+
+
+def _currency_code(value: Any) -> str | None:
+    code = str(value).strip().upper() if value is not None else ""
+    return code or None
+
+
+def _exact_sum(amounts: list[Decimal]) -> Decimal:
+    """The exact sum, whatever the global decimal context: the precision
+    is sized to the operands (the normalizer bounds them to 30 digits a side)."""
+    total = Decimal(0)
+    if not amounts:
+        return total
+    top = max(amount.adjusted() for amount in amounts)
+    low = min(0, *(int(amount.as_tuple().exponent) for amount in amounts))
+    context = Context(prec=max(top, 0) - low + len(str(len(amounts))) + 2, traps=[InvalidOperation, Inexact])
+    for amount in amounts:
+        total = context.add(total, amount)
+    return total
 
 
 def _format_amount(amount: Decimal) -> str:
-    """At least two decimals: ``0`` -> ``"0.00"``, ``12.5`` -> ``"12.50"``."""
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        amount = amount.quantize(_CENTS)
-    return format(amount, "f")  # never exponent notation: "0.0000001", not "1E-7"
+    """At least two decimals: ``0`` -> ``"0.00"``, ``12.5`` -> ``"12.50"``;
+    never exponent notation: ``"0.0000001"``, not ``"1E-7"``. Exact for any size."""
+    if int(amount.as_tuple().exponent) > -2:
+        return format(amount, ".2f")  # only adds zeros: no rounding, no context
+    return format(amount, "f")

@@ -21,7 +21,7 @@ __all__ = ["Count", "Currency", "Id", "LooseBool", "Maybe", "Money", "StrList", 
 
 _DECIMAL = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _WHOLE = re.compile(r"[+-]?\d+(?:\.0+)?")
-_MONEY_DIGITS = 30  # amounts beyond 10**30 or finer than 10**-30 are not money
+_MONEY_DIGITS = 30  # at most 30 digits before and 30 after the point: sums of them stay exact
 _COUNT_LIMIT = 10**18  # quantities and grams; keeps them in a signed 64-bit range
 _MINUTE = timedelta(minutes=1)
 _SURROGATE = re.compile("[\ud800-\udfff]")  # only a \\u escape can put one in parsed text: UTF-8 has none
@@ -60,21 +60,30 @@ def _loose_bool(value: Any) -> bool | None:
 
 
 def _money(value: Any) -> Decimal | None:
-    if isinstance(value, str):  # the usual "409.94": at most 31 characters cannot be out of range
+    if isinstance(value, str):  # the usual "409.94": 30 characters cannot hold more than 30 digits a side
         text = value.strip()
-        if len(text) <= _MONEY_DIGITS + 1 and _DECIMAL.fullmatch(text):
+        if len(text) <= _MONEY_DIGITS and _DECIMAL.fullmatch(text):
             return Decimal(text)
     if _is_null(value):
         return None
+    amount = value
     if isinstance(value, int) and not isinstance(value, bool):
-        value = Decimal(value)
+        amount = Decimal(value)
     elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
-        value = Decimal(value.strip())
-    if not isinstance(value, Decimal) or not value.is_finite():
+        amount = Decimal(value.strip())
+    if not isinstance(amount, Decimal) or not amount.is_finite():
         raise ValueError(f"not a decimal amount ({_short(value)})")  # floats too
-    if value.adjusted() > _MONEY_DIGITS or value.as_tuple().exponent < -_MONEY_DIGITS:
-        raise ValueError(f"decimal amount out of range ({_short(value)})")
-    return value
+    if amount.adjusted() >= _MONEY_DIGITS:
+        raise ValueError(f"decimal amount out of range: more than {_MONEY_DIGITS} digits before the point "
+                         f"({_short(value)})")
+    if _exponent(amount) < -_MONEY_DIGITS:
+        raise ValueError(f"decimal amount out of range: more than {_MONEY_DIGITS} digits after the point "
+                         f"({_short(value)})")
+    return amount
+
+
+def _exponent(amount: Decimal) -> int:
+    return int(amount.as_tuple().exponent)  # an int for every finite Decimal
 
 
 def _decimal_text(value: Decimal | None) -> str | None:

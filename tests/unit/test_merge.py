@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal, localcontext
 from functools import cache, reduce
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -190,6 +193,87 @@ def test_projection_storage_round_trip() -> None:
     stored = json.loads(json.dumps(current.to_json()))
     assert Projection.from_json(stored) == current
     assert Projection.from_json(Projection().to_json()) == Projection()
+
+
+# --- totalRefunded and refundedByCurrency -------------------------------------
+
+
+def refund_of(refund_id: str, *transactions: dict[str, Any], created_at: str | None = T1) -> NormalizedEvent:
+    body: dict[str, Any] = {"refundId": refund_id, "orderId": "1001", "transactions": list(transactions)}
+    if created_at is not None:
+        body["createdAt"] = created_at
+    return normalize("refunds/create", json.dumps({"refund": body}))
+
+
+def view_of(*refunds: NormalizedEvent) -> dict[str, Any]:
+    deliveries: list[Delivery] = [("orders/paid", "e0", snapshot(T1, "orders/paid"))]  # currency USD
+    deliveries += [("refunds/create", f"r{i}", r) for i, r in enumerate(refunds)]
+    view = order_view(fold(deliveries), SHOP)
+    assert view is not None
+    assert json.loads(json.dumps(view)) == view
+    return view
+
+
+_30 = "9" * 30
+
+
+@pytest.mark.parametrize(
+    ("amounts", "total"),
+    [
+        ([f"{_30}.{_30}", f"{_30}.{_30}"], f"1{'9' * 29}9.{'9' * 29}8"),  # 28 digits of context would round
+        ([_30, "0." + "0" * 29 + "1"], f"{_30}.{'0' * 29}1"),
+        (["0." + "0" * 29 + "1"] * 3, "0." + "0" * 29 + "3"),
+        (["1" + "0" * 29, "-1" + "0" * 29, "0.01"], "0.01"),
+        (["0.1", "0.2"], "0.30"),
+        (["70", "0.5"], "70.50"),
+    ],
+)
+def test_total_refunded_is_exact_for_every_accepted_amount(amounts: list[str], total: str) -> None:
+    refunds = [refund_of(f"x{i}", {"amount": a, "kind": "refund", "status": "success"}) for i, a in enumerate(amounts)]
+    view = view_of(*refunds)
+    assert view["totalRefunded"] == total
+    with localcontext() as ctx:
+        ctx.prec = 200
+        assert Decimal(view["totalRefunded"]) == sum((Decimal(a) for a in amounts), Decimal(0))
+
+
+def test_the_sums_do_not_use_the_global_decimal_context() -> None:
+    with localcontext() as ctx:
+        ctx.prec = 3
+        view = view_of(refund_of("x", {"amount": "123456.78"}), refund_of("y", {"amount": "0.01"}))
+    assert view["totalRefunded"] == "123456.79"
+
+
+def test_only_successful_refund_transactions_count() -> None:
+    view = view_of(
+        refund_of("a", {"amount": "1.00", "kind": "refund", "status": "success"}),
+        refund_of("b", {"amount": "2.00"}),  # no kind, no status: counted
+        refund_of("c", {"amount": "4.00", "kind": "refund", "status": "pending"}),
+        refund_of("d", {"amount": "8.00", "kind": "refund", "status": "failure"}),
+        refund_of("e", {"amount": "16.00", "kind": "sale", "status": "success"}),
+        refund_of("f", {"amount": "32.00", "kind": "refund", "status": "error"}),
+        refund_of("g", {"amount": "64.00", "status": "success", "currency": "USD"},
+                  {"amount": "128.00", "kind": "capture"}),
+        refund_of("h", {"kind": "refund", "status": "success"}),  # no amount
+    )
+    assert view["totalRefunded"] == "67.00"
+    assert view["refundedByCurrency"] == {}
+
+
+def test_other_currencies_are_summed_apart() -> None:
+    view = view_of(
+        refund_of("a", {"amount": "200.84", "currency": "USD", "kind": "refund", "status": "success"},
+                  {"amount": "700", "currency": "JPY", "kind": "refund", "status": "success"}),
+        refund_of("b", {"amount": "5", "currency": "JPY"}, {"amount": "1.00", "currency": "CAD", "status": "pending"}),
+        refund_of("c", {"amount": "0.16"}),  # no currency given: the order's
+    )
+    assert view["totalRefunded"] == "201.00"
+    assert view["refundedByCurrency"] == {"JPY": "705"}
+
+
+def test_an_order_without_refunds_has_empty_sums() -> None:
+    view = view_of()
+    assert view["totalRefunded"] == "0.00" and view["refundedByCurrency"] == {}
 
 
 # --- properties ---------------------------------------------------------------

@@ -181,3 +181,31 @@ def test_empty_string_is_null_for_typed_fields_and_kept_in_unknown_ones() -> Non
     assert order["customer"]["firstName"] is None
     assert order["newField"] == "" and order["newObject"] == {"inner": ""}
     assert order_view(merge(None, "orders/fulfilled", "e", event).projection, SHOP)["newField"] == ""  # type: ignore[index]
+
+
+# --- money: at most 30 digits before and 30 after the point ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason"),
+    [
+        ("1" * 31, "more than 30 digits before the point"),
+        ("0." + "0" * 30 + "1", "more than 30 digits after the point"),
+        ("1e30", "more than 30 digits before the point"),
+    ],
+)
+def test_money_beyond_30_digits_quarantines_naming_the_field(amount: str, reason: str) -> None:
+    def edit(refund: dict) -> None:
+        refund["transactions"][0]["amount"] = "MARK"
+
+    literal = amount if "e" in amount else json.dumps(amount)  # 1e30 as a JSON number, the others as strings
+    body = _raw(_with("refunds_create.json", edit), "MARK", literal)
+    expected = f"refund.transactions[0].amount: decimal amount out of range: {reason}"
+    assert _reason("refunds/create", body).startswith(expected)
+
+
+def test_money_of_30_digits_a_side_is_accepted_and_dumps_without_an_exponent() -> None:
+    amount = "9" * 30 + "." + "0" * 29 + "1"
+    body = _with("refunds_create.json", lambda r: r["transactions"][0].update(amount=amount))
+    event = normalize("refunds/create", body)
+    assert event.to_json()["refund"]["transactions"][0]["amount"] == amount
