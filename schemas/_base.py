@@ -9,20 +9,28 @@ from typing import Any, Self
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from .types import clean_text
+
 
 def _camel_or_snake(name: str) -> AliasChoices:
     return AliasChoices(to_camel(name), name)
 
 
 def _plain(value: Any) -> Any:
-    """JSON numbers outside the known fields were parsed as Decimal; keep
-    them as plain JSON numbers so they dump (and reload) as they came."""
+    """An unknown field's value as it will dump, store and reload unchanged.
+
+    JSON numbers with a fraction or an exponent were parsed as Decimal: they
+    are kept as the decimal string of that exact value (``"1.00000000000000000001"``,
+    ``"1E+400"``), never through a float, which would round them or make them
+    null. Integers stay integers. Text is cleaned of lone surrogates."""
+    if isinstance(value, str):
+        return clean_text(value)
     if isinstance(value, Decimal):
-        return float(value)
+        return str(value)
     if isinstance(value, list):
         return [_plain(item) for item in value]
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {clean_text(key): _plain(item) for key, item in value.items()}
     return value
 
 
@@ -35,9 +43,11 @@ class GenstoreModel(BaseModel):
 
     @model_validator(mode="after")
     def _plain_extras(self) -> Self:
-        extra = self.__pydantic_extra__ or {}
-        for key, value in extra.items():
-            extra[key] = _plain(value)
+        extra = self.__pydantic_extra__
+        if extra:
+            plain = {clean_text(key): _plain(value) for key, value in extra.items()}
+            extra.clear()
+            extra.update(plain)
         return self
 
     def to_json(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""How this package reads JSON: numbers exact, NaN refused, nesting bounded.
+"""How this package reads JSON: UTF-8 only, numbers exact, NaN refused,
+nesting bounded.
 
 Used for delivery bodies and for the JSON text Genstore sends inside string
 fields (``"[\\"authorize_net\\",\\"COD\\"]"``)."""
@@ -10,24 +11,39 @@ from decimal import Decimal
 from typing import Any
 
 MAX_DEPTH = 32  # Genstore orders nest about 5 levels; this bounds hostile bodies
+_BOM = b"\xef\xbb\xbf"
+
+
+class NotUTF8(ValueError):
+    """A body in another encoding (UTF-16, UTF-32) or with bytes that are not UTF-8."""
 
 
 def _refuse(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse)  # built once, not per call
+class LongInt(Decimal):
+    """A JSON integer longer than Python's ``int()`` takes (4300 digits), kept exact."""
+
+
+def _integer(literal: str) -> int | Decimal:
+    return int(literal) if len(literal) <= _INT_DIGITS else LongInt(literal)
+
+
+_INT_DIGITS = 4300  # sys.get_int_max_str_digits() by default
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=_integer, parse_constant=_refuse)  # built once
 
 
 def loads(text: str | bytes) -> Any:
-    """``json.loads`` with fractions as ``Decimal``; raises ValueError for
-    anything that is not JSON or is nested deeper than ``MAX_DEPTH``."""
-    if isinstance(text, (bytes, bytearray)):  # as json.loads decodes bytes
-        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    """``json.loads`` with fractions as ``Decimal`` (and integers of more than
+    4300 digits as ``LongInt``); raises ValueError for anything that is not JSON or is
+    nested deeper than ``MAX_DEPTH``, and NotUTF8 for bytes that are not UTF-8."""
+    if isinstance(text, (bytes, bytearray)):
+        text = _utf8(bytes(text))
     elif not isinstance(text, str):
         raise TypeError(f"the JSON object must be str, bytes or bytearray, not {text.__class__.__name__}")
     elif text.startswith("\ufeff"):
-        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        text = text[1:]
     try:
         data = _DECODER.decode(text)
     except RecursionError:
@@ -36,6 +52,20 @@ def loads(text: str | bytes) -> Any:
     if text.count("{") + text.count("[") > MAX_DEPTH and _deeper_than(data, MAX_DEPTH):
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
     return data
+
+
+def _utf8(body: bytes) -> str:
+    """The text of a UTF-8 body (a leading byte order mark is skipped); NotUTF8 otherwise."""
+    if body.startswith(_BOM):
+        body = body[len(_BOM):]
+    else:
+        encoding = json.detect_encoding(body)  # UTF-16 and UTF-32 show in their BOM or their NUL bytes
+        if encoding.startswith(("utf-16", "utf-32")):
+            raise NotUTF8(f"it looks like {encoding.upper()}")
+    try:
+        return body.decode("utf-8")  # strict: no surrogates, no overlong forms, nothing above U+10FFFF
+    except UnicodeDecodeError as exc:
+        raise NotUTF8(f"{exc.reason} at byte {exc.start} (0x{body[exc.start]:02x})") from None
 
 
 def _deeper_than(data: Any, limit: int) -> bool:

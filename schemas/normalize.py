@@ -25,6 +25,7 @@ class NormalizationError(ValueError):
     short line (e.g. ``order.totalPrice: not a decimal amount ('abc')``)."""
 
     def __init__(self, reason: str) -> None:
+        reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")  # stored and shown: UTF-8 always
         super().__init__(reason)
         self.reason = reason
 
@@ -80,7 +81,9 @@ def normalize(topic: str, body: bytes | str) -> NormalizedEvent:
 def _parse(body: bytes | str) -> Any:
     try:
         return _json.loads(body)
-    except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
+    except _json.NotUTF8 as exc:
+        raise NormalizationError(f"body is not UTF-8: {exc}") from None
+    except ValueError as exc:  # includes JSONDecodeError
         raise NormalizationError(f"body is not valid JSON: {exc}") from None
 
 

@@ -4,7 +4,7 @@ send it (field names as in Genstore's docs)."""
 from __future__ import annotations
 
 from ._base import GenstoreModel, cancelled_at, closed_at, created_at, updated_at
-from .types import Count, Id, LooseBool, Maybe, Money, StrList, Tags, Text, Time
+from .types import Count, Currency, Id, LooseBool, Maybe, Money, StrList, Tags, Text, Time
 
 __all__ = ["Address", "Customer", "DiscountCode", "Fulfillment", "LineItem", "Order", "PaymentTerms"]
 
@@ -34,7 +34,7 @@ class Customer(GenstoreModel):
     first_name: Text = None
     last_name: Text = None
     state: Text = None
-    currency: Text = None
+    currency: Currency = None
     note: Text = None
     tags: Tags = None
     tax_exempt: LooseBool = None
@@ -84,7 +84,7 @@ class DiscountCode(GenstoreModel):
 
 class PaymentTerms(GenstoreModel):
     amount: Money = None
-    currency: Text = None
+    currency: Currency = None
 
 
 class Order(GenstoreModel):
@@ -102,8 +102,8 @@ class Order(GenstoreModel):
     phone: Text = None
     note: Text = None
     tags: Tags = None
-    currency: Text = None
-    presentment_currency: Text = None
+    currency: Currency = None
+    presentment_currency: Currency = None
     buyer_accepts_marketing: LooseBool = None
     taxes_included: LooseBool = None
     duties_included: LooseBool = None

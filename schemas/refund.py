@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 
 from ._base import GenstoreModel, created_at
-from .types import Count, Id, Maybe, Money, Text, Time
+from .types import Count, Currency, Id, Maybe, Money, Text, Time
 
 __all__ = ["Refund", "RefundLineItem", "Transaction"]
 
@@ -29,7 +29,7 @@ class Transaction(GenstoreModel):
     id: Id = None
     parent_id: Id = None
     amount: Money = None
-    currency: Text = None
+    currency: Currency = None
     kind: Text = None
     gateway: Text = None
     status: Text = None

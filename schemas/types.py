@@ -17,13 +17,14 @@ from pydantic import BeforeValidator, PlainSerializer
 
 from . import _json
 
-__all__ = ["Count", "Id", "LooseBool", "Maybe", "Money", "StrList", "Tags", "Text", "Time"]
+__all__ = ["Count", "Currency", "Id", "LooseBool", "Maybe", "Money", "StrList", "Tags", "Text", "Time", "clean_text"]
 
 _DECIMAL = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _WHOLE = re.compile(r"[+-]?\d+(?:\.0+)?")
-_MONEY_DIGITS = 30  # amounts beyond 10**30 or finer than 10**-30 are not money
+_MONEY_DIGITS = 30  # at most 30 digits before and 30 after the point: sums of them stay exact
 _COUNT_LIMIT = 10**18  # quantities and grams; keeps them in a signed 64-bit range
 _MINUTE = timedelta(minutes=1)
+_SURROGATE = re.compile("[\ud800-\udfff]")  # only a \\u escape can put one in parsed text: UTF-8 has none
 
 
 def _short(value: Any) -> str:
@@ -34,6 +35,18 @@ def _short(value: Any) -> str:
 def _is_null(value: Any) -> bool:
     """None, ``""`` and the word ``"null"`` (any case) all mean no value."""
     return value is None or (isinstance(value, str) and value.strip().lower() in ("", "null"))
+
+
+def clean_text(text: str) -> str:
+    """Free text as UTF-8 can carry it: a lone surrogate (``"\\ud800"``) becomes U+FFFD."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
+def _whole_text(text: str) -> str:
+    """Text that must stay exactly as sent (ids, currencies): a lone surrogate refuses it."""
+    if not text.isascii() and _SURROGATE.search(text):
+        raise ValueError(f"contains a lone surrogate escape, not text ({_short(text)})")
+    return text
 
 
 def _loose_bool(value: Any) -> bool | None:
@@ -47,21 +60,30 @@ def _loose_bool(value: Any) -> bool | None:
 
 
 def _money(value: Any) -> Decimal | None:
-    if isinstance(value, str):  # the usual "409.94": at most 31 characters cannot be out of range
+    if isinstance(value, str):  # the usual "409.94": 30 characters cannot hold more than 30 digits a side
         text = value.strip()
-        if len(text) <= _MONEY_DIGITS + 1 and _DECIMAL.fullmatch(text):
+        if len(text) <= _MONEY_DIGITS and _DECIMAL.fullmatch(text):
             return Decimal(text)
     if _is_null(value):
         return None
+    amount = value
     if isinstance(value, int) and not isinstance(value, bool):
-        value = Decimal(value)
+        amount = Decimal(value)
     elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
-        value = Decimal(value.strip())
-    if not isinstance(value, Decimal) or not value.is_finite():
+        amount = Decimal(value.strip())
+    if not isinstance(amount, Decimal) or not amount.is_finite():
         raise ValueError(f"not a decimal amount ({_short(value)})")  # floats too
-    if value.adjusted() > _MONEY_DIGITS or value.as_tuple().exponent < -_MONEY_DIGITS:
-        raise ValueError(f"decimal amount out of range ({_short(value)})")
-    return value
+    if amount.adjusted() >= _MONEY_DIGITS:
+        raise ValueError(f"decimal amount out of range: more than {_MONEY_DIGITS} digits before the point "
+                         f"({_short(value)})")
+    if _exponent(amount) < -_MONEY_DIGITS:
+        raise ValueError(f"decimal amount out of range: more than {_MONEY_DIGITS} digits after the point "
+                         f"({_short(value)})")
+    return amount
+
+
+def _exponent(amount: Decimal) -> int:
+    return int(amount.as_tuple().exponent)  # an int for every finite Decimal
 
 
 def _decimal_text(value: Decimal | None) -> str | None:
@@ -89,8 +111,10 @@ def _id(value: Any) -> str | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, _json.LongInt):  # a JSON integer of over 4300 digits
+        return str(value)
     if isinstance(value, str):
-        return value.strip()
+        return _whole_text(value.strip())
     raise ValueError(f"not an identifier ({_short(value)})")
 
 
@@ -132,7 +156,7 @@ def _str_list(value: Any) -> list[Any] | None:
     value = _json_text(value, "[")
     if not isinstance(value, list):
         raise ValueError(f"not a list ({_short(value)})")
-    return value
+    return [clean_text(item) if isinstance(item, str) else item for item in value]
 
 
 def _tags(value: Any) -> list[Any] | None:
@@ -142,7 +166,7 @@ def _tags(value: Any) -> list[Any] | None:
     if isinstance(value, str):
         value = value.split(",")
     if isinstance(value, list) and all(isinstance(tag, str) for tag in value):
-        return [tag.strip() for tag in value if tag.strip()]
+        return [clean_text(tag.strip()) for tag in value if tag.strip()]
     raise ValueError(f"not a comma-separated tag list ({_short(value)})")
 
 
@@ -150,10 +174,14 @@ def _text(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        return value  # the word "null" is kept: free text may say it
+        return clean_text(value)  # the word "null" is kept: free text may say it
     if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
         return str(value)  # a zip code or phone number sent as a number
     raise ValueError(f"not text ({_short(value)})")
+
+
+def _currency(value: Any) -> str | None:
+    return _text(_whole_text(value) if isinstance(value, str) else value)
 
 
 def _nested(value: Any) -> Any:
@@ -185,6 +213,9 @@ Tags = Annotated[list[str] | None, BeforeValidator(_tags)]
 
 Text = Annotated[str | None, BeforeValidator(_text)]
 """Free text; ``""`` is absent (None) but the word ``"null"`` is kept."""
+
+Currency = Annotated[str | None, BeforeValidator(_currency)]
+"""A currency code (``"USD"``), as sent; ``""`` is absent, a lone surrogate refuses it."""
 
 T = TypeVar("T")
 Maybe = Annotated[T | None, BeforeValidator(_nested)]

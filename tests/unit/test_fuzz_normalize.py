@@ -11,6 +11,13 @@ comes in:
   one sent: a returned amount equals `Decimal(str(input))`, so it is never a
   silent 0 (or None) for an input that was a non-zero amount; an input that
   is not a decimal at all is refused, not coerced;
+- a body that is not UTF-8 (after an optional byte order mark) is refused;
+- every form of an accepted event (`to_json()`, `model_dump()`, the stored
+  projection and `order_view()`) encodes as UTF-8 and holds no surrogate: a
+  lone surrogate escape became U+FFFD in free text and unknown fields, and
+  refused the body in an id or a currency;
+- numbers in unknown fields keep their exact value through every JSON form,
+  never as a float; `NormalizedEvent.from_json` rebuilds the same event;
 - `workers.intake.triage()`, what the receiver and the worker run on a
   verified delivery, always answers queued, quarantined or ignored.
 """
@@ -27,9 +34,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import AliasChoices, BaseModel
 
-from schemas import ORDER_TOPICS, TOPICS, NormalizationError, NormalizedEvent, Order, Refund, normalize
+from schemas import (
+    ORDER_TOPICS,
+    TOPICS,
+    NormalizationError,
+    NormalizedEvent,
+    Order,
+    Projection,
+    Refund,
+    merge,
+    normalize,
+    order_view,
+)
 from schemas.samples import load
-from schemas.types import Count, Money
+from schemas.types import Count, Currency, Id, Money, Text
 from workers.intake import triage
 
 SAMPLES = [
@@ -48,6 +66,10 @@ FUZZ = settings(deadline=None, max_examples=200, suppress_health_check=[HealthCh
 
 _MONEY_META = typing.get_args(Money)[1:]
 _COUNT_META = typing.get_args(Count)[1:]
+_TEXT_META = typing.get_args(Text)[1:]
+_WHOLE_TEXT_META = typing.get_args(Id)[1:] + typing.get_args(Currency)[1:]  # a lone surrogate refuses these
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_BOM = b"\xef\xbb\xbf"
 
 
 class Raw:
@@ -63,7 +85,8 @@ _ODD_TEXT = [
     "null", "NULL", " null ", "", " ", "true", "false", "0", "0.00", "-0", "+5", " 409.94 ", "409,94",
     "1e3", "1E+2", "NaN", "Infinity", "-Infinity", "0x10", "1_000", ".5", "12.", "١٢٣", "²", "9" * 40,
     "1" + "0" * 31, "0." + "0" * 31 + "1", "[", "{", "[]", "{}", '["a"]', '{"a": "1"}', '[1, 2.5]',
-    "\x00", "\ud800", "🧾", "ß", "İ", '2022-01-01T11:00:00-01:00"', "2022-13-01T00:00:00Z", "imported, vip",
+    "\x00", "\ud800", "a\udfffb", "\ud83d", "\ud800x\udc00", "🧾", "ß", "İ", '2022-01-01T11:00:00-01:00"',
+    "2022-13-01T00:00:00Z", "imported, vip",
 ]
 _SCALARS = st.one_of(
     st.none(),
@@ -150,12 +173,17 @@ def _mutate(data: st.DataObject, tree: Any) -> Any:
         elif op == "wrap":
             container[key] = {"value": container[key]}
         elif isinstance(container, dict):
-            container[data.draw(st.text(max_size=10), label="new key")] = data.draw(_JUNK, label="junk")
+            key = data.draw(st.text(max_size=10) | st.sampled_from(["\ud800", "a\udfffb", "1.5"]), label="new key")
+            container[key] = data.draw(_JUNK, label="junk")
     return tree
 
 
 def _damage(data: st.DataObject, body: bytes) -> bytes:
-    op = data.draw(st.sampled_from(["none", "none", "truncate", "flip", "insert"]), label="bytes")
+    op = data.draw(st.sampled_from(["none", "none", "truncate", "flip", "insert", "bom", "utf-16"]), label="bytes")
+    if op == "bom":
+        return _BOM + body
+    if op == "utf-16":
+        return body.decode("utf-8").encode("utf-16")
     if op == "none" or not body:
         return body
     at = data.draw(st.integers(0, len(body) - 1), label="at")
@@ -224,16 +252,49 @@ def _check_money(value: Any, present: bool, given: Any, dumped: Any, where: str)
     assert Decimal(dumped) == value
 
 
+def _clean(text: str) -> str:
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _check_unknown(given: Any, out: Any, where: str) -> None:
+    """An unknown field's value, as sent, against its JSON form: text cleaned of lone
+    surrogates, integers as integers, other numbers as the decimal string of the same value."""
+    if isinstance(given, bool) or given is None:
+        assert out is given, f"{where}: {given!r} became {out!r}"
+    elif isinstance(given, int):
+        assert type(out) is int and out == given, f"{where}: {given!r} became {out!r}"
+    elif isinstance(given, Decimal):
+        assert isinstance(out, str) and Decimal(out) == given, f"{where}: {given!r} became {out!r}"
+    elif isinstance(given, str):
+        assert out == _clean(given), f"{where}: {given!r} became {out!r}"
+    elif isinstance(given, list):
+        assert isinstance(out, list) and len(out) == len(given), f"{where}: {out!r}"
+        for i, (g, o) in enumerate(zip(given, out, strict=True)):
+            _check_unknown(g, o, f"{where}[{i}]")
+    else:
+        assert isinstance(given, dict) and isinstance(out, dict), f"{where}: {given!r} became {out!r}"
+        cleaned = {_clean(k): v for k, v in given.items()}  # two keys that differ only in a surrogate merge
+        assert set(out) == set(cleaned), f"{where}: keys {sorted(out)} for {sorted(cleaned)}"
+        for key, value in cleaned.items():
+            _check_unknown(value, out[key], f"{where}.{key}")
+
+
 def _check_model(model: BaseModel, raw: dict, where: str) -> None:
     dumped = model.to_json()
+    known: set[str] = set()
     for name, info in type(model).model_fields.items():
+        known.update(_choices(info))
         value = getattr(model, name)
         present, given = _given(raw, info)
         out = dumped.get(info.serialization_alias or name)
+        if present and isinstance(given, str) and any(m in _WHOLE_TEXT_META for m in info.metadata):
+            assert not _SURROGATE.search(given), f"{where}.{name}: {given!r} has a lone surrogate, yet was accepted"
         if any(m in _MONEY_META for m in info.metadata):
             _check_money(value, present, given, out, f"{where}.{name}")
         elif any(m in _COUNT_META for m in info.metadata):
             assert value is None or type(value) is int, f"{where}.{name}: {value!r}"
+        elif any(m in _TEXT_META for m in info.metadata) and present and isinstance(given, str) and given:
+            assert value == out == _clean(given), f"{where}.{name}: {given!r} became {value!r}"
         if isinstance(value, BaseModel):
             _check_model(value, _decoded(given), f"{where}.{name}")
         elif isinstance(value, list) and value and isinstance(value[0], BaseModel):
@@ -241,6 +302,65 @@ def _check_model(model: BaseModel, raw: dict, where: str) -> None:
             assert isinstance(items, list) and len(items) == len(value)
             for i, item in enumerate(value):
                 _check_model(item, items[i], f"{where}.{name}[{i}]")
+    unknown = [key for key in raw if key not in known]
+    for key in unknown:
+        if sum(_clean(k) == _clean(key) for k in unknown) == 1:  # keys merged by cleaning: either value may win
+            _check_unknown(raw[key], dumped[_clean(key)], f"{where}.{key}")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, (list, tuple)):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+def _check_utf8(value: Any, what: str, *, is_json: bool = True) -> None:
+    if is_json:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # as the read API and the inspector answer
+        _no_floats(value, what)
+    for text in _strings(value):
+        assert not _SURROGATE.search(text), f"{what}: {text!r}"
+
+
+def _no_floats(value: Any, what: str) -> None:
+    assert not isinstance(value, float), f"{what}: the float {value!r}"
+    for item in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+        _no_floats(item, what)
+
+
+def _stored(data: Any) -> Any:
+    """Through Redis as the worker stores a projection."""
+    return json.loads(json.dumps(data, sort_keys=True, separators=(",", ":")))
+
+
+_BASE_ORDER = normalize("orders/create", load("orders_create.json"))
+
+
+def _check_every_form(topic: str, event: NormalizedEvent) -> None:
+    """Every form an accepted event takes: UTF-8, no surrogate, no float, and the same after storage."""
+    dumped = event.to_json()
+    _check_utf8(dumped, "to_json()")
+    assert _stored(dumped) == dumped
+    again = NormalizedEvent.from_json(_stored(dumped))
+    assert again == event and again.to_json() == dumped
+    model = event.order if event.order is not None else event.refund
+    assert model is not None
+    _check_utf8(model.model_dump(), "model_dump()", is_json=False)
+    _check_utf8(model.model_dump(mode="json"), "model_dump(mode='json')")
+    start = merge(None, "orders/create", "base", _BASE_ORDER).projection if topic not in ORDER_TOPICS else None
+    projection = merge(start, topic, "e1", event).projection
+    stored = _stored(projection.to_json())
+    assert stored == projection.to_json()
+    _check_utf8(stored, "the stored projection")
+    assert Projection.from_json(stored) == projection
+    view = order_view(Projection.from_json(stored), "acme.genmystore.com")
+    assert view is not None
+    _check_utf8(view, "order_view()")
+    assert _stored(view) == view
 
 
 def check_normalize(topic: str, body: bytes) -> NormalizedEvent | None:
@@ -249,17 +369,21 @@ def check_normalize(topic: str, body: bytes) -> NormalizedEvent | None:
         event = normalize(topic, body)
     except NormalizationError as exc:
         assert exc.reason and "\n" not in exc.reason and "Traceback" not in exc.reason
+        exc.reason.encode("utf-8")
         return None
     # Anything else propagates and fails the test: it would crash the receiver or the worker.
     assert isinstance(event, NormalizedEvent)
-    data = json.loads(body, parse_float=Decimal)
+    try:
+        text = body.removeprefix(_BOM).decode("utf-8")
+    except UnicodeDecodeError:
+        raise AssertionError(f"a body that is not UTF-8 was accepted: {body[:60]!r}") from None
+    data = json.loads(text, parse_float=Decimal)
     wrapper = "order" if topic in ORDER_TOPICS else "refund"
     inner = data[wrapper] if isinstance(data, dict) and wrapper in data else data
     model = event.order if topic in ORDER_TOPICS else event.refund
     assert isinstance(model, Order if topic in ORDER_TOPICS else Refund)
     _check_model(model, inner, wrapper)
-    dumped = event.to_json()
-    assert json.loads(json.dumps(dumped)) == dumped
+    _check_every_form(topic, event)
     return event
 
 

@@ -85,6 +85,38 @@ def test_money_refuses_absurd_magnitudes(raw: Any) -> None:
     _refuses(Money, raw, "decimal amount out of range")
 
 
+_30 = "9" * 30
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [_30, "-" + _30, f"{_30}.{_30}", f"-{_30}.{_30}", "0." + "0" * 29 + "1", "1" + "0" * 29, f" {_30} ",
+     Decimal(_30), Decimal("1E+29"), Decimal("1E-30"), Decimal(f"{_30}.{_30}"), int(_30)],
+)
+def test_money_accepts_30_digits_before_and_after_the_point(raw: Any) -> None:
+    value = TypeAdapter(Money).validate_python(raw)
+    assert value == Decimal(str(raw).strip())
+
+
+@pytest.mark.parametrize(
+    ("raw", "side"),
+    [
+        ("1" * 31, "before"),
+        ("1" + "0" * 30, "before"),
+        ("-" + "1" * 31, "before"),
+        ("1" * 31 + ".5", "before"),
+        (Decimal("1E+30"), "before"),
+        (int("1" * 31), "before"),
+        ("0." + "0" * 30 + "1", "after"),
+        ("1." + "0" * 31, "after"),
+        (Decimal("1E-31"), "after"),
+        (Decimal("0E-31"), "after"),
+    ],
+)
+def test_money_refuses_more_than_30_digits_before_or_after_the_point(raw: Any, side: str) -> None:
+    _refuses(Money, raw, f"decimal amount out of range: more than 30 digits {side} the point")
+
+
 @pytest.mark.parametrize(
     "raw",
     [
