@@ -170,7 +170,6 @@ def test_a_stored_lone_surrogate_never_breaks_a_route(stack, inspector):
     assert "\\ud800x" in stack.api(order_path(order_id), shop=shop).text
 
 
-@pytest.mark.xfail(strict=True, reason="the normalizer does not yet replace lone surrogates")
 def test_a_lone_surrogate_in_a_signed_body_is_processed_and_readable(stack, inspector):
     shop, order_id = "halfemoji.genmystore.com", "8009"
     event_id = str(uuid.uuid4())
