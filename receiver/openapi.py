@@ -99,14 +99,18 @@ _HANDWRITTEN: dict[str, dict[str, Any]] = {
             _ref("Order"),
             {
                 "type": "object",
-                "required": ["orderId", "updatedAt", "shop", "refunds", "totalRefunded"],
+                "required": ["orderId", "updatedAt", "shop", "refunds", "totalRefunded", "refundedByCurrency"],
                 "properties": {
                     "orderId": _STR,
                     "updatedAt": _TIME,
                     "shop": _STR,
                     "refunds": {"type": "array", "items": _ref("Refund")},
                     "totalRefunded": {"type": "string", "pattern": DECIMAL_PATTERN,
-                                      "description": "sum of the refunds' transaction amounts"},
+                                      "description": "exact sum of the successful refund transactions in the "
+                                                     "order's currency"},
+                    "refundedByCurrency": {"type": "object",
+                                           "additionalProperties": {"type": "string", "pattern": DECIMAL_PATTERN},
+                                           "description": "successful refunds in other currencies, by currency"},
                 },
             },
         ],
