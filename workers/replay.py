@@ -23,6 +23,13 @@ def replay(ctx: Context, event_id: str) -> ReplayResult:
     record = load_event(ctx.redis, ctx.keys, event_id)
     if record is None:
         raise KeyError(event_id)
+    if record.status == "failed" and record.state is None:  # failed before it was applied: all of it again
+        pipe = rq_pipeline(ctx.redis)
+        set_status(ctx.redis, ctx.keys, event_id, "queued", "error", "", "apply_failures", "0", "retry_at", "",
+                   client=pipe)
+        enqueue_processing(ctx.queue, [event_id], pipeline=pipe)
+        pipe.execute()
+        return ReplayResult(event_id, "queued", "pipeline")
     if record.status == "failed":
         pipe = rq_pipeline(ctx.redis)
         failed = [name for name, o in record.handlers.items() if o.get("status") == "failed"]

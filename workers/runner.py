@@ -83,6 +83,7 @@ def sweep(ctx: Context, now: float | None = None) -> dict:
         requeued = 0
         if ctx.queue.count == 0:
             stuck = [i.decode() for i in r.zrangebyscore(keys.events_by_status("queued"), "-inf", cutoff)]
+            stuck = _not_waiting_for_retry(ctx, stuck, cutoff)
             for start in range(0, len(stuck), SWEEP_BATCH):
                 enqueue_processing(ctx.queue, stuck[start : start + SWEEP_BATCH])
             requeued = len(stuck)
@@ -103,6 +104,25 @@ def sweep(ctx: Context, now: float | None = None) -> dict:
     if requeued or pending:
         log.warning("sweeper_recovered", requeued=requeued, resumed=len(pending))
     return {"abandoned": abandoned, "requeued": requeued, "resumed": len(pending), "trimmed": trimmed}
+
+
+def _not_waiting_for_retry(ctx: Context, ids: list[str], cutoff: float) -> list[str]:
+    """Leave out events whose apply retry is scheduled (`retry_at`), unless it is overdue by `recover_after`
+    (its job was lost too)."""
+    if not ids:
+        return ids
+    pipe = ctx.redis.pipeline(transaction=False)
+    for event_id in ids:
+        pipe.hget(ctx.keys.event(event_id), "retry_at")
+    out = []
+    for event_id, at in zip(ids, pipe.execute(raise_on_error=False), strict=True):
+        try:
+            due = float(at) if at else 0.0
+        except (TypeError, ValueError):
+            due = 0.0
+        if due <= cutoff:
+            out.append(event_id)
+    return out
 
 
 def _background(ctx: Context, worker_name: str, stop: threading.Event) -> None:
