@@ -71,3 +71,8 @@ class Keys:
 
     def status_keys(self) -> list[str]:
         return [self.events_by_status(s) for s in STATUSES]
+
+    @property
+    def probe(self) -> str:
+        """STRING, expiring within seconds: written to tell whether Redis takes writes (`/readyz`, the worker)."""
+        return f"{self.prefix}probe"
