@@ -4,6 +4,7 @@ others, and `orderhooks dev` losing its embedded Redis. Nothing is restarted by 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import redis as redislib
 
 from orderhooks.config import Settings, secret_bytes
-from orderhooks.embedded import EmbeddedRedis
+from orderhooks.embedded import EmbeddedRedis, free_port
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
 from tests.conftest import SECRET
@@ -167,3 +168,65 @@ def test_a_poison_event_swept_up_with_others_fails_alone_and_replays(own_redis, 
         assert called == set(ids)
     finally:
         stop(worker)
+
+
+def _dev_env(data_dir: Path, port: int) -> dict:
+    env = dict(os.environ)
+    for name in ("REDIS_URL", "ORDERHOOKS_SECRETS", "ORDERHOOKS_API_TOKEN", "ORDERHOOKS_HANDLERS"):
+        env.pop(name, None)
+    return env | {"ORDERHOOKS_DATA_DIR": str(data_dir), "PORT": str(port), "ORDERHOOKS_LOG_FORMAT": "json",
+                  "ORDERHOOKS_RECOVER_AFTER": "4", "PYTHONPATH": str(ROOT)}
+
+
+def test_dev_restarts_its_redis_when_it_dies(tmp_path):
+    data_dir = tmp_path / "data"
+    port = free_port()
+    out_path = tmp_path / "dev.log"
+    with open(out_path, "wb") as out:
+        dev = subprocess.Popen([sys.executable, "-m", "orderhooks.cli", "dev"], env=_dev_env(data_dir, port),
+                               cwd=tmp_path, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def ready():
+            assert dev.poll() is None, out_path.read_text()
+            try:
+                return httpx.get(url + "/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, 60, interval=0.2, what="orderhooks dev to start")
+        secret = (data_dir / "dev-secret").read_text().strip()
+        token = (data_dir / "dev-token").read_text().strip()
+        client = redislib.Redis.from_url((data_dir / "redis.url").read_text().strip())
+
+        def processed(event_id: str) -> bool:
+            r = httpx.get(f"{url}/api/events/{event_id}", headers={"X-Genstore-Access-Token": token}, timeout=5)
+            return r.status_code == 200 and r.json()["event"]["status"] == "processed"
+
+        before = post(url, secret=secret).json()["id"]
+        wait_for(lambda: processed(before), 20, what="an event before the crash")
+        os.kill(client.info("server")["process_id"], signal.SIGKILL)
+        wait_for(lambda: "redis-server" in out_path.read_text() and ready(), 30, interval=0.2,
+                 what="dev to restart its Redis")
+        time.sleep(3)  # the worker and receiver carry on; their reconnect loops say so once
+        after = post(url, order_body("9100"), topic="orders/update", secret=secret)
+        assert after.status_code == 202
+        wait_for(lambda: processed(after.json()["id"]), 20, what="an event after the restart")
+        assert processed(before), "the data survived: it is on disk"
+        assert dev.poll() is None
+    finally:
+        dev.send_signal(signal.SIGINT)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+    text = out_path.read_text(errors="replace")
+    lines = text.splitlines()
+    said = [line for line in lines if "redis-server" in line and "restart" in line]
+    assert len(said) == 1, text
+    redis_port = client.connection_pool.connection_kwargs["port"]
+    assert said[0].startswith(f"redis-server was killed by SIGKILL; restarted it on port {redis_port} "), said
+    events = log_events(out_path)
+    assert events.count("redis_unavailable") <= 2, text  # the worker's, and the receiver's /readyz
+    assert not [e for e in events if "could not connect" in e or "Traceback" in e], text
+    assert len(lines) < 40, text
