@@ -91,6 +91,7 @@ class RedisState:
 
 
 def connect(url: str, **kwargs) -> Redis:
+    kwargs.setdefault("socket_connect_timeout", 5)  # a Redis host that stopped answering must not hang us
     return Redis.from_url(url, health_check_interval=10, socket_keepalive=True, **kwargs)
 
 
