@@ -31,6 +31,7 @@ _REFUSALS = {
     "MASTERDOWN": "its master is down",
     "EXECABORT": "refusing writes",
     "BUSY": "busy running a script",
+    "UNBLOCKED": "no longer a master",  # a blocking command cut short: the server became a replica
 }
 _REFUSAL = re.compile(r"(?:^|-)(" + "|".join(_REFUSALS) + r")\b")
 

@@ -230,3 +230,29 @@ def test_dev_restarts_its_redis_when_it_dies(tmp_path):
     assert events.count("redis_unavailable") <= 2, text  # the worker's, and the receiver's /readyz
     assert not [e for e in events if "could not connect" in e or "Traceback" in e], text
     assert len(lines) < 40, text
+
+
+def test_a_redis_turned_read_only_replica_is_waited_for(own_redis, tmp_path):
+    env = fault_env(own_redis.url) | {"ORDERHOOKS_LOG_LEVEL": "info"}
+    client = redislib.Redis.from_url(own_redis.url)
+    web, url = start_web(env)
+    log_path = tmp_path / "worker.log"
+    worker = start_logged_worker(env, log_path)
+    try:
+        wait_for(lambda: client.keys("orderhooks:worker:*:alive"), 30, what="the worker to start")
+        client.replicaof("127.0.0.1", free_port())  # a replica of a master that is not there: read-only
+        r = post(url)
+        assert r.status_code == 503
+        ready = httpx.get(url + "/readyz", timeout=10)
+        assert ready.status_code == 503 and ready.json()["redis"] == "read-only replica"
+        time.sleep(4)
+        assert worker.poll() is None, "the worker waits"
+        client.replicaof("NO", "ONE")
+        wait_for(lambda: httpx.get(url + "/readyz", timeout=5).status_code == 200, 20, what="readyz")
+        event_id = post(url).json()["id"]
+        wait_for(lambda: status(client, event_id) == "processed", 20, what="the worker to carry on")
+    finally:
+        stop(web, worker)
+    events = log_events(log_path)
+    assert events.count("redis_unavailable") == 1 and events.count("redis_available") == 1, events
+    assert not [e for e in events if "Traceback" in e or "unhandled" in e], events
