@@ -117,8 +117,14 @@ Press Ctrl-C to stop.""")
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
+    redis_failed = False
+    restarts: list[float] = []
     try:
         while all(c.poll() is None for c in children):
+            if embedded and embedded.process and embedded.process.poll() is not None:
+                if not _restart_embedded(embedded, restarts):
+                    redis_failed = True
+                    break
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
@@ -126,7 +132,33 @@ Press Ctrl-C to stop.""")
         terminate_all(children)
         if embedded:
             embedded.stop()
+    if redis_failed:
+        sys.exit(1)
     sys.exit(max((c.returncode or 0) for c in children) if any(c.returncode for c in children) else 0)
+
+
+DEV_REDIS_RESTARTS = 3  # within a minute; more, and something is wrong that restarting will not fix
+
+
+def _restart_embedded(embedded, restarts: list[float]) -> bool:
+    """The embedded redis-server exited: start it again on its port from its files (the receiver and worker
+    wait for it meanwhile) and say so in one line; False, after one line saying why, when it should not be."""
+    code = embedded.process.returncode
+    how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    now = time.monotonic()
+    restarts[:] = [t for t in restarts if now - t < 60] + [now]
+    log = embedded.data_dir / "redis.log"
+    if len(restarts) > DEV_REDIS_RESTARTS:
+        click.echo(f"redis-server {how} again ({len(restarts)} times in a minute); stopping. See {log}", err=True)
+        return False
+    try:
+        embedded.start()
+    except RuntimeError as exc:
+        click.echo(f"redis-server {how} and could not be restarted ({exc}); stopping. See {log}", err=True)
+        return False
+    click.echo(f"redis-server {how}; restarted it on port {embedded.port} from {embedded.data_dir} "
+               "(its data is on disk)", err=True)
+    return True
 
 
 @main.command()

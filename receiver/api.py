@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from workers import queries
+from workers.context import RedisState, redis_problem
 from workers.keys import STATUSES
 from workers.records import find_events
 
@@ -204,11 +205,16 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """200 when Redis takes writes; 503 `{"status": "unavailable", "redis": reason}` when it is unreachable or
+    refuses writes (full under `noeviction`, a read-only replica, loading, ...), logged once per change."""
     ctx = request.app.state.ctx
-    try:
-        await run_in_threadpool(ctx.redis.ping)
-    except redis.RedisError as exc:
-        return JSONResponse({"status": "unavailable", "redis": type(exc).__name__}, status_code=503,
+    problem = await run_in_threadpool(redis_problem, ctx.redis, ctx.keys.probe)
+    if problem:
+        _redis_state.failed(problem)
+        return JSONResponse({"status": "unavailable", "redis": problem}, status_code=503,
                             headers={"Retry-After": "5"})
+    _redis_state.ok()
     return JSONResponse({"status": "ok", "redis": "ok"})
 
+
+_redis_state = RedisState()

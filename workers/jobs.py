@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 import structlog
 from rq import get_current_job
 
@@ -10,8 +13,8 @@ from workers.context import get_context
 from workers.dispatch import dispatch_applied
 from workers.dispatch import resume_pending as _resume_pending
 from workers.dispatch import run_handler as _run_handler
-from workers.intake import CLAIM_EVENTS, claim_waiting
-from workers.projection import apply_events
+from workers.intake import CLAIM_EVENTS, PROCESS_JOB, PROCESS_JOB_ID_PREFIX, claim_waiting
+from workers.projection import apply_events, record_apply_failures
 
 log = structlog.get_logger("orderhooks.worker")
 BATCH_EVENTS = 64  # events applied, then their handlers run, together
@@ -23,24 +26,47 @@ def process_events(ids: list[str]) -> dict:
     Run by a worker, the job first takes over the processing jobs still waiting behind it and
     applies their events too, `BATCH_EVENTS` at a time: a backlog then pays RQ's per-job cost
     once per batch. It never waits for events to arrive, so a lone event goes through at once.
+
+    An event the apply step fails on fails alone: its error and attempt are recorded and it is
+    retried on its own after the next of the retry delays (`ORDERHOOKS_RETRY_DELAYS`), staying
+    `queued`; once they are spent it is `failed`. Its batch-mates are applied as usual. Only
+    Redis refusing service as a whole (`projection.Unavailable`) fails the job.
     """
     ctx = get_context()
     if get_current_job() is not None:
         ids = [*ids, *claim_waiting(ctx.queue, CLAIM_EVENTS - len(ids))]
-    totals = {"applied": 0, "skipped": 0, "handlers_failed": 0}
+    totals = {"applied": 0, "skipped": 0, "failed": 0, "handlers_failed": 0}
     for start in range(0, len(ids), BATCH_EVENTS):
         batch = ids[start : start + BATCH_EVENTS]
+        failed: dict[str, str] = {}
         applied = apply_events(ctx.redis, ctx.keys, batch,
-                               lambda topic: [h.name for h in ctx.registry.matching(topic)])
+                               lambda topic: [h.name for h in ctx.registry.matching(topic)], failed)
+        if failed:
+            _retry_or_fail(ctx, failed)
         for a in applied:
             log.info("event_applied", event_id=a.record.id, topic=a.record.topic, shop=a.record.shop,
                      order_id=a.record.order_id, outcome=a.outcome)
         outcomes = dispatch_applied(ctx, applied)
         metrics.record_processed(ctx.redis, ctx.keys, applied, outcomes)
         totals["applied"] += len(applied)
-        totals["skipped"] += len(batch) - len(applied)
+        totals["skipped"] += len(batch) - len(applied) - len(failed)
+        totals["failed"] += len(failed)
         totals["handlers_failed"] += sum(1 for o in outcomes if o.data["status"] != "ok")
     return totals
+
+
+def _retry_or_fail(ctx, failed: dict[str, str]) -> None:
+    """Events the apply step failed on: record each one's error; schedule its retry, or it is failed."""
+    outcomes = record_apply_failures(ctx.redis, ctx.keys, failed, ctx.settings.retry_delays)
+    for ref, delay in outcomes.items():
+        if delay is None:
+            log.error("event_failed", event_ref=ref, stage="apply", error=failed[ref])
+            continue
+        log.warning("event_apply_failed_will_retry", event_ref=ref, error=failed[ref], retry_in=delay)
+        ctx.queue.enqueue_in(timedelta(seconds=delay), PROCESS_JOB, [ref],
+                             job_id=f"{PROCESS_JOB_ID_PREFIX}1-{uuid.uuid4().hex}",
+                             result_ttl=300, failure_ttl=7 * 24 * 3600, timeout=600,
+                             description=f"retry applying {ref}")
 
 
 def run_handler(ref: str, handler: str) -> str | None:

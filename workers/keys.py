@@ -136,7 +136,7 @@ class Keys:
 
     def signin_failures(self, address: str) -> str:
         """ZSET with a TTL of the window: wrong inspector sign-ins from one client address, scored by time (ms)."""
-        return f"{self.prefix}ui:signin:failures:{address}"
+        return f"{self.prefix}ui:signin:failures:{part(address)}"
 
     @property
     def signin_failures_all(self) -> str:
@@ -146,4 +146,9 @@ class Keys:
     def signin_known(self, address: str) -> str:
         """STRING with a TTL: a client address that signed in to the inspector recently (not held to the
         overall cap on wrong sign-ins)."""
-        return f"{self.prefix}ui:signin:known:{address}"
+        return f"{self.prefix}ui:signin:known:{part(address)}"
+
+    @property
+    def probe(self) -> str:
+        """STRING, expiring within seconds: written to tell whether Redis takes writes (`/readyz`, the worker)."""
+        return f"{self.prefix}probe"

@@ -10,14 +10,17 @@ re-merges only the orders concerned, so an event is applied exactly once.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis import Redis
+from redis import exceptions as redis_errors
 
 from schemas import NormalizedEvent, Projection, merge
+from workers.context import unavailable_reason
 from workers.keys import Keys, shop_member
 from workers.records import HANDLER_FIELD, EventRecord, load_events, set_status
 from workers.scripts import APPLY_ORDER
@@ -48,50 +51,123 @@ def load_projection(redis: Redis, keys: Keys, platform: str, shop: str, order_id
     return Projection.from_json(json.loads(raw)) if raw else None
 
 
-def _fold(current: Projection | None, records: list[EventRecord]) -> list[Applied]:
+class Unavailable(Exception):
+    """Redis as a whole refuses to serve (unreachable, full, a replica, loading): no event is to blame."""
+
+    def __init__(self, reason: str, error: BaseException) -> None:
+        super().__init__(f"redis {reason}: {type(error).__name__}: {error}")
+        self.reason = reason
+
+
+_PIPELINE_NOTE = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: ", re.S)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, redis_errors.ResponseError):  # Redis's own words: "WRONGTYPE Operation against a key ..."
+        return _PIPELINE_NOTE.sub("", str(exc))
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _check(result):
+    """A pipeline result read with `raise_on_error=False`: raise `Unavailable` when Redis itself refused."""
+    if isinstance(result, Exception):
+        reason = unavailable_reason(result)
+        if reason:
+            raise Unavailable(reason, result) from result
+    return result
+
+
+def _load(redis: Redis, keys: Keys, refs: list[str], failed: dict[str, str]) -> list[EventRecord]:
+    """The events among `refs` still queued. One round trip; when that fails, one per event, so an event
+    whose stored fields are corrupt (or whose key holds something else) fails alone, into `failed`."""
+    try:
+        loaded = load_events(redis, keys, refs)
+        for rec in loaded:
+            if rec is not None:
+                rec.event  # noqa: B018 -- rebuilt from raw here, so that a corrupt body fails here
+    except Exception as exc:
+        _check(exc)
+        loaded = []
+        for ref in refs:
+            try:
+                [rec] = load_events(redis, keys, [ref])
+                if rec is not None:
+                    rec.event  # noqa: B018
+            except Exception as one:
+                _check(one)
+                failed[ref] = _describe(one)
+                continue
+            loaded.append(rec)
+    return [r for r in loaded if r and r.status == "queued"]
+
+
+def _fold(current: Projection | None, records: list[EventRecord], failed: dict[str, str]) -> list[Applied]:
+    """Merge the records in turn, leaving out an event the merge cannot take (its error goes into `failed`)."""
     applied = []
     for rec in records:
-        event = rec.event
-        result = merge(current, rec.topic, rec.id, event)
+        try:
+            result = merge(current, rec.topic, rec.id, rec.event)
+        except Exception as exc:
+            failed[rec.ref] = _describe(exc)
+            continue
         current = result.projection
-        applied.append(Applied(rec, event, result.outcome, current))
+        applied.append(Applied(rec, rec.event, result.outcome, current))
     return applied
 
 
-def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names) -> list[Applied]:
+def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
+                 failed: dict[str, str] | None = None) -> list[Applied]:
     """Apply every still-queued event among `refs`; return those this call applied.
 
     `handler_names(topic)` gives the handlers to mark pending on each event.
+
+    An event that cannot be applied (its stored fields are corrupt, its order's key holds
+    something other than a projection, ...) does not stop the others: its error goes into
+    `failed` (event ref -> error), or, without `failed`, is raised once the others are applied.
+    An error of Redis as a whole (unreachable, full, read-only) raises `Unavailable`.
     """
+    errors: dict[str, str] = {}
     todo = list(dict.fromkeys(refs))
     done: list[Applied] = []
     for _ in range(MAX_RACES):
         if not todo:
-            return done
-        records = [r for r in load_events(redis, keys, todo) if r and r.status == "queued"]
+            break
+        records = _load(redis, keys, todo, errors)
         for rec in [r for r in records if r.event is None]:  # accepted by an older version, perhaps
             set_status(redis, keys, rec.ref, "quarantined", "error", f"no longer normalizes: {rec.normalize_error}")
         records = [r for r in records if r.event is not None]
-        groups: dict[tuple[str, str, str], list[EventRecord]] = defaultdict(list)
+        groups: dict[tuple[str, str], list[EventRecord]] = defaultdict(list)
         for rec in sorted(records, key=lambda r: (r.received_at, r.id)):
             groups[(rec.platform, rec.shop, rec.order_id or "")].append(rec)
         order_keys = [keys.order(platform, shop, oid) for platform, shop, oid in groups]
         pipe = redis.pipeline(transaction=False)
         for k in order_keys:
             pipe.get(k)
-        currents = pipe.execute()
+        currents = pipe.execute(raise_on_error=False)
         now = repr(time.time())
         plans = []
         pipe = redis.pipeline(transaction=False)
         for ((platform, shop, oid), recs), key, raw in zip(groups.items(), order_keys, currents, strict=True):
-            current = Projection.from_json(json.loads(raw)) if raw else None
-            applied = _fold(current, recs)
+            try:  # an order's key holding something else fails that order's events only
+                if isinstance(_check(raw), Exception):
+                    raise raw
+                current = Projection.from_json(json.loads(raw)) if raw else None
+            except Unavailable:
+                raise
+            except Exception as exc:
+                errors.update({r.ref: _describe(exc) for r in recs})
+                continue
+            applied = _fold(current, recs, errors)
+            if not applied:
+                continue
             new_raw = _dumps(applied[-1].projection.to_json())
             ev_keys: list[str] = []
             ev_args: list[str] = []
             for a in applied:
                 status = "stale" if a.stale else "processed"
                 fields = ["state", status, "outcome", a.outcome, "error", ""]
+                if a.record.error:  # applied after failed attempts: their count starts again at a replay
+                    fields += ["apply_failures", "0", "retry_at", ""]
                 for name in handler_names(a.record.topic):
                     fields += [HANDLER_FIELD + name, _dumps({"status": "pending", "attempts": 0})]
                 ev_keys += [keys.event(a.record.ref), keys.events_by_status(status)]
@@ -102,11 +178,67 @@ def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names) -
             pipe.eval(APPLY_ORDER, len(cas_keys) + len(ev_keys), *cas_keys, *ev_keys,
                       raw or "", new_raw, oid, shop_member(platform, shop), now, *ev_args)
             plans.append(applied)
-        results = pipe.execute() if plans else []
+        results = pipe.execute(raise_on_error=False) if plans else []
         todo = []
         for applied, result in zip(plans, results, strict=True):
             if result == 1:
                 done += applied
+            elif isinstance(_check(result), Exception):  # the order's write failed: its events did
+                errors.update({a.record.ref: _describe(result) for a in applied})
             else:  # lost a race: try these events again from fresh reads
                 todo += [a.record.ref for a in applied]
-    raise RuntimeError(f"could not apply events after {MAX_RACES} attempts: {todo}")
+    else:
+        if todo:
+            raise RuntimeError(f"could not apply events after {MAX_RACES} attempts: {todo}")
+    if failed is not None:
+        failed.update(errors)
+    elif errors:
+        raise RuntimeError("; ".join(f"{i}: {e}" for i, e in errors.items()))
+    return done
+
+
+# An event the apply step failed on: count the attempt, keep the error, and either give it its next
+# retry or, its retries spent, make it `failed` (moved from the queued index to the failed one).
+# KEYS: event, queued zset, failed zset. ARGV: error, now, the event's ref, then one delay (seconds) per retry.
+# Returns the delay before the next retry, -1 when the event is now failed, -2 when it is no
+# longer queued (another worker applied it, or it was replayed meanwhile).
+RECORD_APPLY_FAILURE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return -2 end
+local n = redis.call('HINCRBY', KEYS[1], 'apply_failures', 1)
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if n <= #ARGV - 3 then
+  local delay = tonumber(ARGV[3 + n])
+  redis.call('HSET', KEYS[1], 'error', ARGV[1], 'retry_at', tostring(tonumber(ARGV[2]) + delay))
+  return delay
+end
+local ref = ARGV[3]
+local score = redis.call('ZSCORE', KEYS[2], ref)
+redis.call('ZREM', KEYS[2], ref)
+redis.call('ZADD', KEYS[3], score or ARGV[2], ref)
+redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[1], 'retry_at', '')
+return -1
+"""
+
+
+def record_apply_failures(redis: Redis, keys: Keys, failed: dict[str, str],
+                          delays: Sequence[int]) -> dict[str, int | None]:
+    """Record each failed event's error (`apply: ...`) and attempt, in one round trip.
+
+    Returns, per event still queued, the seconds before its next retry, or None when its
+    retries (one per delay) are spent and it is now `failed`.
+    """
+    pipe = redis.pipeline(transaction=False)
+    refs = list(failed)
+    now = time.time()
+    for ref in refs:
+        pipe.eval(RECORD_APPLY_FAILURE, 3, keys.event(ref), keys.events_by_status("queued"),
+                  keys.events_by_status("failed"), f"apply: {failed[ref]}", repr(now), ref, *delays)
+    out: dict[str, int | None] = {}
+    for ref, result in zip(refs, pipe.execute(raise_on_error=False), strict=True):
+        if isinstance(_check(result), Exception):
+            continue  # nothing of it can be written (its key holds something else): nothing to retry either
+        if result >= 0:
+            out[ref] = int(result)
+        elif result == -1:
+            out[ref] = None
+    return out

@@ -30,6 +30,13 @@ def replay(ctx: Context, ref: str) -> ReplayResult:
     def result(status: str, action: str, detail: str = "") -> ReplayResult:
         return ReplayResult(record.id, status, action, detail, record.shop, record.platform)
 
+    if record.status == "failed" and record.state is None:  # failed before it was applied: all of it again
+        pipe = rq_pipeline(ctx.redis)
+        set_status(ctx.redis, ctx.keys, ref, "queued", "error", "", "apply_failures", "0", "retry_at", "",
+                   client=pipe)
+        enqueue_processing(ctx.queue, [ref], pipeline=pipe)
+        pipe.execute()
+        return result("queued", "pipeline")
     if record.status == "failed":
         pipe = rq_pipeline(ctx.redis)
         failed = [name for name, o in record.handlers.items() if o.get("status") == "failed"]

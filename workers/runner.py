@@ -10,10 +10,18 @@ The sweeper makes sure nothing stays stuck:
   enqueued again;
 - events whose handlers were left pending by a dead worker are resumed.
 Applying is exactly-once, so sending an event round again is harmless.
+
+Redis going away (unreachable, restarting, loading, full, a read-only replica, timing out) never
+ends the process: the RQ worker leaves its loop at the first Redis error, the runner waits until
+Redis takes writes again and starts a new one, logging once when Redis goes and once when it is
+back. RQ's scheduler (due handler and apply retries) runs in the background thread, not in the
+process RQ would fork for it, which dies at the first Redis error and is only started again by a
+maintenance pass that a worker idle in its blocking wait for a job does not reach.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -24,9 +32,10 @@ from rq import SimpleWorker
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
-from workers.context import Context, rq_pipeline, set_context
+from workers.context import Context, RedisState, redis_problem, rq_pipeline, set_context, unavailable_reason
 from workers.intake import enqueue_processing
 
 RESUME_JOB = "workers.jobs.resume_pending"
@@ -83,6 +92,7 @@ def sweep(ctx: Context, now: float | None = None) -> dict:
         requeued = 0
         if ctx.queue.count == 0:
             stuck = [i.decode() for i in r.zrangebyscore(keys.events_by_status("queued"), "-inf", cutoff)]
+            stuck = _not_waiting_for_retry(ctx, stuck, cutoff)
             for start in range(0, len(stuck), SWEEP_BATCH):
                 enqueue_processing(ctx.queue, stuck[start : start + SWEEP_BATCH])
             requeued = len(stuck)
@@ -105,34 +115,147 @@ def sweep(ctx: Context, now: float | None = None) -> dict:
     return {"abandoned": abandoned, "requeued": requeued, "resumed": len(pending), "trimmed": trimmed}
 
 
-def _background(ctx: Context, worker_name: str, stop: threading.Event) -> None:
-    """Keep this worker's liveness key fresh, and sweep every few seconds."""
+def _not_waiting_for_retry(ctx: Context, ids: list[str], cutoff: float) -> list[str]:
+    """Leave out events whose apply retry is scheduled (`retry_at`), unless it is overdue by `recover_after`
+    (its job was lost too)."""
+    if not ids:
+        return ids
+    pipe = ctx.redis.pipeline(transaction=False)
+    for event_id in ids:
+        pipe.hget(ctx.keys.event(event_id), "retry_at")
+    out = []
+    for event_id, at in zip(ids, pipe.execute(raise_on_error=False), strict=True):
+        try:
+            due = float(at) if at else 0.0
+        except (TypeError, ValueError):
+            due = 0.0
+        if due <= cutoff:
+            out.append(event_id)
+    return out
+
+
+class RedisLost(Exception):
+    """Raised out of RQ's loop at the first Redis error, so that the runner waits instead of RQ."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.reason = unavailable_reason(error) or f"{type(error).__name__}: {error}"
+        super().__init__(self.reason)
+
+
+class _QuietReconnects(logging.Filter):
+    """RQ logs each reconnect attempt and the traceback of leaving its loop; the runner logs the change once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, RedisLost) or (error is not None and unavailable_reason(error)):
+            return False
+        return "could not connect to Redis" not in record.getMessage()
+
+
+logging.getLogger("rq.worker").addFilter(_QuietReconnects())
+
+
+class _Worker(SimpleWorker):
+    """RQ's SimpleWorker, giving up at the first Redis error instead of retrying (and logging) each attempt,
+    or quitting for good when a write is refused."""
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        try:
+            return super().heartbeat(timeout, pipeline)
+        except redis.RedisError as exc:
+            raise RedisLost(exc) from exc
+
+    def set_shutdown_requested_date(self):
+        try:  # runs in the signal handler, maybe in the middle of a job: a Redis away must not break the job
+            super().set_shutdown_requested_date()
+        except redis.RedisError:
+            pass
+
+    def teardown(self):
+        try:
+            super().teardown()
+        except redis.RedisError:  # registering its death needs Redis; the pub/sub thread must stop all the same
+            if self.pubsub_thread:  # it leaves at its next wake-up and closes its connection itself
+                self.pubsub_thread.stop(timeout=0)
+            raise
+
+    def _pubsub_exception_handler(self, exc, pubsub, pubsub_thread):
+        if isinstance(exc, redis.ConnectionError):  # redis-py resubscribes once back; the runner logs the loss
+            time.sleep(2.0)
+            return
+        super()._pubsub_exception_handler(exc, pubsub, pubsub_thread)
+
+
+class _Scheduler:
+    """RQ's scheduler, one tick at a time: moves due jobs (handler and apply retries) to the queue.
+
+    One worker process schedules at a time (RQ's scheduler lock); the others keep trying for the
+    lock, so one takes over within a minute when the holder dies.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.rq = RQScheduler([ctx.queue], connection=ctx.redis, serializer=JSONSerializer,
+                              logging_level="WARNING")
+
+    def tick(self) -> None:
+        if self.rq.acquired_locks:
+            self.rq.heartbeat()  # refreshes the lock, or finds it taken over
+        if not self.rq.acquired_locks:
+            self.rq.acquire_locks()
+        if self.rq.acquired_locks:
+            self.rq.enqueue_scheduled_jobs()
+
+    def close(self) -> None:
+        try:
+            self.rq.release_locks()
+            self.rq.register_death()
+        except redis.RedisError:
+            pass
+
+
+class _Current:
+    """The name of the RQ worker this process runs at the moment (None between two)."""
+
+    name: str | None = None
+
+
+def _background(ctx: Context, current: _Current, scheduler: _Scheduler, stop: threading.Event,
+                state: RedisState) -> None:
+    """Keep this worker's liveness key fresh, run due scheduled jobs every second, sweep every few seconds."""
     ttl = alive_ttl(ctx)
-    beat = max(1.0, ttl / 3)
     sweep_every = max(1.0, min(10.0, ctx.settings.recover_after / 4))
     last_sweep = 0.0
     while not stop.is_set():
         try:
-            ctx.redis.set(ctx.keys.worker_alive(worker_name), b"1", ex=ttl)
+            name = current.name
+            if name:
+                ctx.redis.set(ctx.keys.worker_alive(name), b"1", ex=ttl)
+            scheduler.tick()
             if time.monotonic() - last_sweep >= sweep_every:
                 last_sweep = time.monotonic()
                 sweep(ctx)
-        except Exception as exc:  # Redis away: try again next round
-            log.warning("sweeper_error", error=f"{type(exc).__name__}: {exc}")
-        stop.wait(min(beat, sweep_every))
+            state.ok()
+        except Exception as exc:
+            reason = unavailable_reason(exc)
+            if reason:  # Redis away: try again next round, said once
+                state.failed(reason)
+            else:
+                log.warning("sweeper_error", error=f"{type(exc).__name__}: {exc}")
+        stop.wait(1.0)
 
 
-def wait_for_redis(ctx: Context, stop: threading.Event, most: float = 10.0) -> bool:
-    """Block until Redis answers (True), or until asked to stop (False)."""
-    delay = 0.5
+def wait_for_redis(ctx: Context, stop: threading.Event, state: RedisState | None = None, most: float = 2.0) -> bool:
+    """Block until Redis takes writes (True), or until asked to stop (False); log the change of state once."""
+    state = state or RedisState(log)
+    delay = 0.25
     while not stop.is_set():
-        try:
-            ctx.redis.ping()
+        problem = redis_problem(ctx.redis, ctx.keys.probe)
+        if problem is None:
+            state.ok()
             return True
-        except redis.RedisError as exc:
-            log.warning("redis_unavailable", error=f"{type(exc).__name__}: {exc}", retry_in=delay)
-            stop.wait(delay)
-            delay = min(most, delay * 2)
+        state.failed(problem)
+        stop.wait(delay)
+        delay = min(most, delay * 2)
     return False
 
 
@@ -140,45 +263,74 @@ def run_worker(ctx: Context, burst: bool = False, name: str | None = None) -> No
     """Run until stopped; while Redis is away, wait for it and carry on."""
     set_context(ctx)
     stop = threading.Event()
+    state = RedisState(log)
+    current = _Current()
+    scheduler = _Scheduler(ctx)
 
     def _stop_waiting(signum, frame):
         stop.set()
 
     previous = {s: signal.signal(s, _stop_waiting) for s in (signal.SIGTERM, signal.SIGINT)}
+    background_stop = threading.Event()
+    background = threading.Thread(target=_background, args=(ctx, current, scheduler, background_stop, state),
+                                  daemon=True, name="sweeper")
+    quick_restarts = 0
     try:
         while not stop.is_set():
-            if not wait_for_redis(ctx, stop):
+            if not wait_for_redis(ctx, stop, state):
                 return
-            for s, handler in previous.items():  # RQ installs its own while it works
-                signal.signal(s, handler)
-            try:
-                _work(ctx, burst, name)
+            if burst:  # what is due now is run in this burst, as RQ's own burst does
+                try:
+                    scheduler.tick()
+                except redis.RedisError as exc:
+                    state.failed(unavailable_reason(exc) or type(exc).__name__)
+                    continue
+            if not background.is_alive():
+                background.start()
+            worker = _Worker([ctx.queue], connection=ctx.redis, serializer=JSONSerializer, name=name,
+                             maintenance_interval=60)
+            # A worker started again after losing Redis gets a new name: the sweeper then requeues
+            # the job the old one held, as for a worker that died.
+            name = None
+            started = time.monotonic()
+            error = _work(ctx, worker, current, burst, previous)
+            for s in previous:
+                signal.signal(s, _stop_waiting)
+            if burst or stop.is_set() or worker._shutdown_requested_date is not None:
                 return
-            except redis.ConnectionError as exc:
-                log.warning("worker_lost_redis", error=f"{type(exc).__name__}: {exc}")
-                for s in previous:
-                    signal.signal(s, _stop_waiting)
+            reason = getattr(error, "reason", None) or (unavailable_reason(error) if error else None)
+            if reason:
+                state.failed(reason)
+            else:  # not Redis: RQ's loop ended by itself; start again, not in a tight loop
+                log.warning("worker_restarting", error=f"{type(error).__name__}: {error}" if error else None)
+            quick_restarts = quick_restarts + 1 if time.monotonic() - started < 5 else 0
+            stop.wait(min(10.0, 0.1 * 2 ** quick_restarts) if quick_restarts else 0)
     finally:
+        background_stop.set()
+        if background.is_alive():
+            background.join(timeout=5)
+        scheduler.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
 
 
-def _work(ctx: Context, burst: bool, name: str | None) -> None:
-    # Maintenance (restarting a scheduler lost with Redis, cleaning registries) every minute, not ten.
-    worker = SimpleWorker([ctx.queue], connection=ctx.redis, serializer=JSONSerializer, name=name,
-                          maintenance_interval=60)
-    stop = threading.Event()
-    thread = threading.Thread(target=_background, args=(ctx, worker.name, stop), daemon=True, name="sweeper")
-    thread.start()
+def _work(ctx: Context, worker: _Worker, current: _Current, burst: bool, signals: dict) -> BaseException | None:
+    """Run one RQ worker until it stops; the error that ended it, if one did."""
+    for s, handler in signals.items():  # RQ installs its own while it works
+        signal.signal(s, handler)
+    current.name = worker.name
     log.info("worker_started", worker=worker.name, queue=ctx.queue.name,
              handlers=[h.name for h in ctx.registry.all()])
+    error = None
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+        worker.work(burst=burst, logging_level="WARNING")
+    except Exception as exc:
+        error = exc
     finally:
-        stop.set()
-        thread.join(timeout=5)
+        current.name = None
         try:
             ctx.redis.delete(ctx.keys.worker_alive(worker.name))
         except redis.RedisError:
             pass
-        log.info("worker_stopped", worker=worker.name)
+    log.info("worker_stopped", worker=worker.name)
+    return error

@@ -256,3 +256,77 @@ def test_secrets_never_appear_in_logs_or_error_bodies(tmp_path, redis_url):
     client = redislib.Redis.from_url(env["REDIS_URL"])
     headers = json.loads(client.hget(event_key("logs.genmystore.com", event_id), "headers"))
     assert headers["x-genstore-hmac-sha256"] == "****"
+
+
+def _restart(server: EmbeddedRedis) -> EmbeddedRedis:
+    """Start Redis again from its files, on the same data dir and port."""
+    restarted = EmbeddedRedis(server.data_dir, port=server.port, fsync="always").start()
+    server.process = restarted.process
+    return server
+
+
+def test_a_handler_retry_runs_when_due_after_redis_restarts(own_redis):
+    """RQ's scheduler process died with Redis and nothing woke it: a due retry waited for the next delivery."""
+    env = base_env(own_redis.url) | {"REDIS_URL": own_redis.url, "ORDERHOOKS_RETRY_DELAYS": "3"}
+    client = redislib.Redis.from_url(own_redis.url)
+    web, url = start_web(env)
+    worker = start_worker(env)
+    try:
+        wait_for(lambda: client.keys("orderhooks:worker:*:alive"), 30, what="the worker to start")
+        body = example_for_topic("orders/paid")
+        r = httpx.post(url + "/webhooks/genstore", content=body, timeout=10, headers={
+            "X-Genstore-Topic": "orders/paid", "X-Genstore-Shop-Domain": "retry.genmystore.com",
+            "X-Genstore-Hmac-Sha256": genstore_signature(secret_bytes(SECRET), body)})
+        event_id = r.json()["id"]
+        field = "handler:tests.e2e.handlers_app.flaky_once"
+
+        def outcome():
+            raw = client.hget(event_key("retry.genmystore.com", event_id), field)
+            return json.loads(raw) if raw else {}
+
+        wait_for(lambda: outcome().get("status") == "retrying", 20, what="the handler to fail once")
+        due = time.time() + 3
+        own_redis.stop(kill=True)
+        time.sleep(1)
+        _restart(own_redis)
+        client = redislib.Redis.from_url(own_redis.url)
+        assert outcome().get("status") == "retrying", "the retry survived the restart"
+        wait_for(lambda: outcome().get("status") == "ok", max(0.0, due - time.time()) + 6, interval=0.1,
+                 what="the retry to run within a few seconds of being due, nothing else arriving")
+        assert outcome()["attempts"] == 2
+        assert worker.poll() is None
+    finally:
+        stop(web, worker)
+
+
+def test_a_running_worker_carries_on_after_losing_redis(own_redis, tmp_path):
+    env = fault_env(own_redis.url) | {"ORDERHOOKS_LOG_LEVEL": "info"}
+    client = redislib.Redis.from_url(own_redis.url)
+    web, url = start_web(env)
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as out:
+        worker = subprocess.Popen([sys.executable, "-m", "orderhooks.cli", "worker"], env=env, cwd=ROOT,
+                                  stdout=out, stderr=out)
+    shop = "reconnect.genmystore.com"
+    items = deliveries(shop)[:6]
+    try:
+        wait_for(lambda: client.keys("orderhooks:worker:*:alive"), 30, what="the worker to start")
+        assert send_all(url, items[:3], shop) == [202] * 3
+        wait_for(lambda: drained(client, env), 20, what="the first events")
+        own_redis.stop(kill=True)
+        time.sleep(6)  # many reconnect attempts' worth
+        assert worker.poll() is None, "the worker waits for Redis"
+        _restart(own_redis)
+        client = redislib.Redis.from_url(own_redis.url)
+        assert send_all(url, items[3:], shop) == [202] * 3
+        wait_for(lambda: all(client.hget(event_key(shop, e), "status") in (b"processed", b"stale")
+                             for e, _, _, _ in items) and drained(client, env),
+                 30, interval=0.2, what="the worker to carry on")
+        assert worker.poll() is None
+    finally:
+        stop(web, worker)
+    lines = log_path.read_text().splitlines()
+    said = [json.loads(line).get("event") for line in lines if line.startswith("{")]
+    assert said.count("redis_unavailable") in (1, 2), lines  # unreachable, then perhaps loading its data
+    assert said.count("redis_available") == 1, lines
+    assert len(lines) == len(said), "only our own one-line JSON records, no reconnect tracebacks"
