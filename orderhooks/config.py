@@ -82,6 +82,22 @@ def _delays(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tupl
     return delays
 
 
+def _fernet_keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated Fernet keys: each 32 bytes in URL-safe base64, as `Fernet.generate_key()` makes them."""
+    keys = _list(env, name)
+    for key in keys:
+        try:
+            ok = len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(
+                f"{name}: not a Fernet key (32 bytes in URL-safe base64); make one with "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            )
+    return keys
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None = None
@@ -107,6 +123,8 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "info"
     secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    # Fernet keys for the shops' API tokens at rest: the first encrypts, any one decrypts (rotation).
+    secret_key: tuple[str, ...] = field(default=(), repr=False)
 
     def __repr__(self) -> str:  # never show secrets or tokens
         return f"Settings(redis_url={self.redis_url!r}, prefix={self.prefix!r}, secrets=<{len(self.secrets)}>)"
@@ -148,6 +166,7 @@ class Settings:
             intake_batch=_int(env, "ORDERHOOKS_INTAKE_BATCH", 256, minimum=1),
             web_concurrency=_int(env, "WEB_CONCURRENCY", 1, minimum=1),
             log_format=log_format,
+            secret_key=_fernet_keys(env, "ORDERHOOKS_SECRET_KEY"),
         )
 
     def require_verification(self) -> None:

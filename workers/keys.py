@@ -129,3 +129,13 @@ class Keys:
 
     def status_keys(self) -> list[str]:
         return [self.events_by_status(s) for s in STATUSES]
+
+    def shop(self, shop: str) -> str:
+        """HASH: a registered shop: `platform`, `api_url`, `token` (Fernet-encrypted), `token_hint` (masked),
+        `added_at`, and the last reconcile run (`last_run_*`, `last_success_started_at`)."""
+        return f"{self.prefix}shop:{part(shop)}"
+
+    @property
+    def shops_registered(self) -> str:
+        """SET: the domains of every registered shop (each has its `shop` hash)."""
+        return f"{self.prefix}shops:registered"

@@ -32,3 +32,12 @@ def test_defaults_and_lists():
     assert s.max_body == 1_048_576 and s.tolerance == 300 and s.port == 8000
     assert s.prefix == "orderhooks:"
     assert "a" not in repr(s).replace("redis_url", "")
+
+
+def test_secret_key_takes_fernet_keys_for_rotation():
+    from cryptography.fernet import Fernet
+
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    assert Settings.from_env({"ORDERHOOKS_SECRET_KEY": f"{first}, {second}"}).secret_key == (first, second)
+    assert Settings.from_env({}).secret_key == ()
+    assert first not in repr(Settings.from_env({"ORDERHOOKS_SECRET_KEY": first}))
