@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from redis import Redis
@@ -49,6 +50,10 @@ _BIGCOMMERCE_SHOP = re.compile(r"^store-([a-z0-9]+)\.mybigcommerce\.com$")
 _TOKEN_PREFIX = re.compile(r"^([A-Za-z]{2,10}_)")
 
 
+def iso(moment: float | None) -> str | None:
+    return datetime.fromtimestamp(moment, UTC).isoformat() if moment is not None else None
+
+
 class ShopError(ValueError):
     """A shop, token or URL that cannot be registered; the message says which and why."""
 
@@ -78,9 +83,9 @@ class RunRecord:
     last_success_started_at: float | None  # the start of the last run that finished
 
     def to_json(self) -> dict:
-        return {"at": self.at, "startedAt": self.started_at, "ok": self.ok, "healed": self.healed,
+        return {"at": iso(self.at), "startedAt": iso(self.started_at), "ok": self.ok, "healed": self.healed,
                 "updated": self.updated, "errors": self.errors, "error": self.error,
-                "lastSuccessStartedAt": self.last_success_started_at}
+                "lastSuccessStartedAt": iso(self.last_success_started_at)}
 
 
 @dataclass(frozen=True)
@@ -93,10 +98,17 @@ class Shop:
     last_run: RunRecord | None
     last_success_started_at: float | None
 
+    @property
+    def reconciled(self) -> bool:
+        """Whether reconciliation covers this shop (BigCommerce stores are not reconciled yet)."""
+        return self.platform == GENSTORE
+
     def to_json(self) -> dict:
+        """The shop as listings show it (times in ISO 8601, UTC); the token only as its masked hint."""
         return {"shop": self.shop, "platform": self.platform, "apiUrl": self.api_url, "token": self.token_hint,
-                "addedAt": self.added_at, "lastRun": self.last_run.to_json() if self.last_run else None,
-                "lastSuccessStartedAt": self.last_success_started_at}
+                "addedAt": iso(self.added_at), "reconciled": self.reconciled,
+                "lastRun": self.last_run.to_json() if self.last_run else None,
+                "lastSuccessStartedAt": iso(self.last_success_started_at)}
 
 
 def cipher(settings: Settings) -> MultiFernet:
