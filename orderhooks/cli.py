@@ -92,6 +92,9 @@ def dev(host: str) -> None:
         env["ORDERHOOKS_SECRETS"] = _dev_secret(settings.data_dir)
     if not settings.api_token:
         env["ORDERHOOKS_API_TOKEN"] = _dev_token(settings.data_dir)
+    if not settings.secret_key:  # a Fernet key for the shops' API tokens
+        env["ORDERHOOKS_SECRET_KEY"] = _dev_value(settings.data_dir, "dev-secret-key",
+                                                  lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())
     env.setdefault("ORDERHOOKS_LOG_FORMAT", "console")
     cmd = [sys.executable, "-m", "orderhooks.cli"]
     # Own sessions: only this process signals them, once, so each shuts down warm.
@@ -434,6 +437,144 @@ def replay(event_id, status, shop, platform) -> None:
         err.print(f"event {event_id} not found")
         sys.exit(1)
     _table("replay", ["id", "status", "action", "detail"], [[r.id, r.status, r.action, r.detail] for r in results])
+
+
+# -- shops -------------------------------------------------------------------------------------------------------
+
+DEV_SECRET_KEY_FILE = "dev-secret-key"
+
+
+def _fail(message: str, code: int):
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def _shops_settings() -> Settings:
+    """Settings for the shops commands; next to a running `orderhooks dev` (no REDIS_URL) its token key too."""
+    from dataclasses import replace
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}", 2)
+    key_file = settings.data_dir / DEV_SECRET_KEY_FILE
+    if not settings.secret_key and not settings.redis_url and key_file.exists():
+        settings = replace(settings, secret_key=(key_file.read_text().strip(),))
+    return settings
+
+
+def _shops_redis(settings: Settings):
+    """Redis for a one-shot command: `redis: unreachable at <address>: <reason>` and exit 1 when it is away."""
+    from urllib.parse import urlsplit
+
+    import redis as redislib
+
+    from workers.context import connect
+
+    url = _redis_url(settings)
+    client = connect(url, socket_connect_timeout=5, socket_timeout=10)
+    try:
+        client.ping()
+    except redislib.RedisError as exc:
+        where = urlsplit(url)
+        address = f"{where.hostname}:{where.port or 6379}" if where.hostname else url.split("?")[0]
+        _fail(f"redis: unreachable at {address}: {exc}", 1)
+    return client
+
+
+def _when(moment: float | None) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else ""
+
+
+@main.group(name="shops")
+def shops_group() -> None:
+    """Register shops whose Orders API orderhooks may call (tokens encrypted with ORDERHOOKS_SECRET_KEY)."""
+
+
+@shops_group.command(name="add")
+@click.argument("shop")
+@click.option("--token", required=True, help="the shop's Orders API access token; - reads it from stdin")
+@click.option("--api-url", default=None, help="default: https://SHOP/api/202412 "
+                                               "(BigCommerce: https://api.bigcommerce.com/stores/HASH/v2)")
+@click.option("--platform", type=click.Choice(["genstore", "bigcommerce"]), default="genstore", show_default=True)
+def shops_add(shop: str, token: str, api_url: str | None, platform: str) -> None:
+    """Register SHOP's API token (or replace it); the token is stored encrypted and never shown."""
+    from workers.keys import Keys
+    from workers.shops import ShopError, add_shop, cipher
+
+    settings = _shops_settings()
+    if token == "-":
+        token = sys.stdin.readline().strip()
+    try:
+        cipher(settings)
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}", 2)
+    redis = _shops_redis(settings)
+    try:
+        registered, new = add_shop(redis, Keys(settings.prefix), settings, shop, token, api_url=api_url,
+                                   platform=platform)
+    except ShopError as exc:
+        _fail(str(exc), 2)
+    click.echo(f"{'added' if new else 'updated'} {registered.shop} ({registered.platform}, {registered.api_url}, "
+               f"token {registered.token_hint})")
+
+
+@shops_group.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+def shops_list(as_json: bool) -> None:
+    """Registered shops: API URL, masked token, the last reconcile run and its result."""
+    from workers.keys import Keys
+    from workers.shops import TokenUnreadable, list_shops
+    from workers.shops import token as read_token
+
+    settings = _shops_settings()
+    redis = _shops_redis(settings)
+    keys = Keys(settings.prefix)
+    found = list_shops(redis, keys)
+    readable: dict[str, bool | None] = {}
+    for s in found:
+        readable[s.shop] = None
+        if settings.secret_key:
+            try:
+                readable[s.shop] = read_token(redis, keys, settings, s.shop) is not None
+            except TokenUnreadable:
+                readable[s.shop] = False
+    if as_json:
+        click.echo(json.dumps([s.to_json() | {"tokenReadable": readable[s.shop]} for s in found], indent=2))
+        return
+    if not found:
+        click.echo("no shops registered (orderhooks shops add SHOP --token TOKEN)")
+        return
+    rows = []
+    for s in found:
+        token_cell = s.token_hint + (" (unreadable with ORDERHOOKS_SECRET_KEY)" if readable[s.shop] is False else "")
+        run = s.last_run
+        if not s.reconciled:
+            result = "not reconciled (BigCommerce)"
+        elif run is None:
+            result = "never reconciled"
+        else:
+            result = (f"{'ok' if run.ok else 'failed'}: healed {run.healed}, updated {run.updated}, "
+                      f"errors {run.errors}" + (f"; {run.error}" if run.error else ""))
+        rows.append([s.shop, s.platform, s.api_url, token_cell, _when(s.added_at),
+                     _when(run.at) if run else "", result])
+    _table("shops", ["shop", "platform", "api url", "token", "added", "last reconcile", "result"], rows)
+
+
+@shops_group.command(name="remove")
+@click.argument("shop")
+def shops_remove(shop: str) -> None:
+    """Forget SHOP and its token."""
+    from workers.keys import Keys
+    from workers.shops import remove_shop
+
+    settings = _shops_settings()
+    redis = _shops_redis(settings)
+    if not remove_shop(redis, Keys(settings.prefix), shop):
+        _fail(f"shop {shop.strip().lower()} is not registered", 1)
+    click.echo(f"removed {shop.strip().lower()}")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,22 @@ def _delays(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tupl
     return delays
 
 
+def _fernet_keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated Fernet keys: each 32 bytes in URL-safe base64, as `Fernet.generate_key()` makes them."""
+    keys = _list(env, name)
+    for key in keys:
+        try:
+            ok = len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(
+                f"{name}: not a Fernet key (32 bytes in URL-safe base64); make one with "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            )
+    return keys
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None = None
@@ -140,6 +156,8 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "info"
     secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    # Fernet keys for the shops' API tokens at rest: the first encrypts, any one decrypts (rotation).
+    secret_key: tuple[str, ...] = field(default=(), repr=False)
 
     def __repr__(self) -> str:  # never show secrets or tokens
         return f"Settings(redis_url={self.redis_url!r}, prefix={self.prefix!r}, secrets=<{len(self.secrets)}>)"
@@ -184,6 +202,7 @@ class Settings:
             body_timeout=_float(env, "ORDERHOOKS_BODY_TIMEOUT", 30.0, minimum=0.1),
             keepalive_timeout=_float(env, "ORDERHOOKS_KEEPALIVE_TIMEOUT", 5.0, minimum=0.1),
             log_format=log_format,
+            secret_key=_fernet_keys(env, "ORDERHOOKS_SECRET_KEY"),
         )
 
     def weak_secrets(self) -> list[int]:

@@ -152,3 +152,13 @@ class Keys:
     def probe(self) -> str:
         """STRING, expiring within seconds: written to tell whether Redis takes writes (`/readyz`, the worker)."""
         return f"{self.prefix}probe"
+
+    def shop(self, shop: str) -> str:
+        """HASH: a registered shop: `platform`, `api_url`, `token` (Fernet-encrypted), `token_hint` (masked),
+        `added_at`, and the last reconcile run (`last_run_*`, `last_success_started_at`)."""
+        return f"{self.prefix}shop:{part(shop)}"
+
+    @property
+    def shops_registered(self) -> str:
+        """SET: the domains of every registered shop (each has its `shop` hash)."""
+        return f"{self.prefix}shops:registered"

@@ -74,3 +74,11 @@ def test_slow_client_timeouts_default_to_the_contract():
     s = Settings.from_env({"ORDERHOOKS_HEADER_TIMEOUT": "2.5", "ORDERHOOKS_BODY_TIMEOUT": "4",
                            "ORDERHOOKS_KEEPALIVE_TIMEOUT": "1"})
     assert (s.header_timeout, s.body_timeout, s.keepalive_timeout) == (2.5, 4.0, 1.0)
+
+def test_secret_key_takes_fernet_keys_for_rotation():
+    from cryptography.fernet import Fernet
+
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    assert Settings.from_env({"ORDERHOOKS_SECRET_KEY": f"{first}, {second}"}).secret_key == (first, second)
+    assert Settings.from_env({}).secret_key == ()
+    assert first not in repr(Settings.from_env({"ORDERHOOKS_SECRET_KEY": first}))
