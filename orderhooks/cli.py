@@ -577,5 +577,89 @@ def shops_remove(shop: str) -> None:
     click.echo(f"removed {shop.strip().lower()}")
 
 
+
+# -- reconcile ---------------------------------------------------------------------------------------------------
+
+def _iso_time(value: str | None):
+    from datetime import datetime
+
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter("an ISO 8601 time with offset, e.g. 2024-01-01T00:00:00Z") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter("the time needs an offset, e.g. 2024-01-01T00:00:00Z")
+    return moment
+
+
+@main.command()
+@click.option("--shop", required=True, help="a registered Genstore shop")
+@click.option("--since", "since", default=None, help="read orders changed since this ISO 8601 time")
+@click.option("--full", is_flag=True, help="read every order (a shop's first run does)")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+def reconcile(shop: str, since: str | None, full: bool, as_json: bool) -> None:
+    """Heal the local copy of SHOP's orders from its Orders API.
+
+    Reads the orders changed since the last successful run (less ORDERHOOKS_RECONCILE_OVERLAP) and feeds each
+    through the same normalization and merge as a webhook. Exit 0 finished, 1 could not finish, 2 usage or
+    configuration, 3 the API refused the token.
+    """
+    from dataclasses import replace
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from workers.context import Context
+    from workers.reconcile import ReconcileRefused, reconcile_shop
+
+    if since and full:
+        _fail("give --since or --full, not both", 2)
+    try:
+        moment = _iso_time(since)
+    except click.BadParameter as exc:
+        _fail(f"--since: {exc.message}", 2)
+    settings = _shops_settings()
+    redis = _shops_redis(settings)
+    ctx = Context.create(replace(settings, redis_url=_redis_url(settings)), redis=redis, load=False)
+    bar = None
+    if not as_json and console.is_terminal:
+        bar = Progress(TextColumn("reconciling {task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("healed {task.fields[healed]} updated {task.fields[updated]}"),
+                       console=err, transient=True)
+    task = None
+
+    def progress(summary, total) -> None:
+        nonlocal task
+        if bar is None:
+            return
+        if task is None:
+            bar.start()
+            task = bar.add_task(summary.shop, total=total, healed=0, updated=0)
+        bar.update(task, completed=summary.seen, healed=summary.healed, updated=summary.updated)
+
+    try:
+        summary = reconcile_shop(ctx, shop, since=moment, full=full, progress=progress)
+    except ReconcileRefused as exc:
+        if as_json:
+            click.echo(json.dumps({"shop": shop.strip().lower(), "pages": 0, "seen": 0, "healed": 0, "updated": 0,
+                                   "unchanged": 0, "quarantined": 0, "errors": 0, "failed": str(exc)}))
+        else:
+            err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if as_json:
+        click.echo(json.dumps(summary.to_json()))
+    else:
+        click.echo(f"{summary.shop}: {summary.pages} pages, {summary.seen} orders seen: {summary.healed} healed "
+                   f"(missing here), {summary.updated} updated (older here), {summary.unchanged} unchanged, "
+                   f"{summary.quarantined} quarantined, {summary.errors} errors")
+        if summary.failed:
+            err.print(f"the run did not finish: {summary.failed}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(summary.exit_code)
+
+
 if __name__ == "__main__":
     main()

@@ -158,6 +158,10 @@ class Settings:
     secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
     # Fernet keys for the shops' API tokens at rest: the first encrypts, any one decrypts (rotation).
     secret_key: tuple[str, ...] = field(default=(), repr=False)
+    # Reconciliation: seconds between scheduled runs per shop (0: none), and how far each run reaches back
+    # before the last successful run's start.
+    reconcile_every: int = 3600
+    reconcile_overlap: int = 300
 
     def __repr__(self) -> str:  # never show secrets or tokens
         return f"Settings(redis_url={self.redis_url!r}, prefix={self.prefix!r}, secrets=<{len(self.secrets)}>)"
@@ -203,6 +207,8 @@ class Settings:
             keepalive_timeout=_float(env, "ORDERHOOKS_KEEPALIVE_TIMEOUT", 5.0, minimum=0.1),
             log_format=log_format,
             secret_key=_fernet_keys(env, "ORDERHOOKS_SECRET_KEY"),
+            reconcile_every=_int(env, "ORDERHOOKS_RECONCILE_EVERY", 3600, minimum=0),
+            reconcile_overlap=_int(env, "ORDERHOOKS_RECONCILE_OVERLAP", 300, minimum=0),
         )
 
     def weak_secrets(self) -> list[int]:

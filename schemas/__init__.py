@@ -6,9 +6,19 @@ from .merge import MergeResult, Projection, merge, order_view
 from .normalize import NormalizationError, NormalizedEvent, normalize
 from .order import Order
 from .refund import Refund
-from .topics import ORDER_TOPICS, REFUND_TOPICS, TOPICS, UnknownTopic, topic_rank
+from .topics import (
+    NORMALIZED_TOPICS,
+    ORDER_TOPICS,
+    ORDERS_RECONCILE,
+    REFUND_TOPICS,
+    TOPICS,
+    UnknownTopic,
+    topic_rank,
+)
 
 __all__ = [
+    "NORMALIZED_TOPICS",
+    "ORDERS_RECONCILE",
     "ORDER_TOPICS",
     "REFUND_TOPICS",
     "TOPICS",

@@ -11,7 +11,7 @@ from . import _json
 from ._base import GenstoreModel
 from .order import Order
 from .refund import Refund
-from .topics import REFUND_TOPICS, TOPICS, UnknownTopic
+from .topics import NORMALIZED_TOPICS, REFUND_TOPICS, UnknownTopic
 
 __all__ = ["NormalizationError", "NormalizedEvent", "UnknownTopic", "normalize"]
 
@@ -61,10 +61,11 @@ class NormalizedEvent:
 def normalize(topic: str, body: bytes | str) -> NormalizedEvent:
     """Parse and normalize one delivery.
 
-    Raises :class:`UnknownTopic` for a topic outside ``TOPICS`` (checked
-    first) and :class:`NormalizationError` for a body that is not JSON or
-    does not fit the topic's model."""
-    if topic not in TOPICS:
+    Raises :class:`UnknownTopic` for a topic outside ``NORMALIZED_TOPICS``
+    (the webhook topics and ``orders/reconcile``; checked first) and
+    :class:`NormalizationError` for a body that is not JSON or does not fit
+    the topic's model."""
+    if topic not in NORMALIZED_TOPICS:
         raise UnknownTopic(topic)
     data = _parse(body)
     if topic in REFUND_TOPICS:

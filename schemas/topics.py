@@ -8,9 +8,11 @@ __all__ = [
     "ORDERS_FULFILLED",
     "ORDERS_PAID",
     "ORDERS_PARTIALLY_FULFILLED",
+    "ORDERS_RECONCILE",
     "ORDERS_UPDATE",
     "ORDER_TOPICS",
     "REFUNDS_CREATE",
+    "NORMALIZED_TOPICS",
     "REFUND_TOPICS",
     "TOPICS",
     "UnknownTopic",
@@ -24,6 +26,9 @@ ORDERS_PARTIALLY_FULFILLED = "orders/partiallyFulfilled"
 ORDERS_FULFILLED = "orders/fulfilled"
 ORDERS_CANCELLED = "orders/cancelled"
 REFUNDS_CREATE = "refunds/create"
+# Not a webhook topic: an order read from the Orders API by reconciliation. Its snapshot ranks below
+# every webhook topic, so a webhook with the same `updatedAt` wins.
+ORDERS_RECONCILE = "orders/reconcile"
 
 # In lifecycle order: the position is the tie-breaking rank of a snapshot.
 ORDER_TOPICS: tuple[str, ...] = (
@@ -35,7 +40,8 @@ ORDER_TOPICS: tuple[str, ...] = (
     ORDERS_CANCELLED,
 )
 REFUND_TOPICS: tuple[str, ...] = (REFUNDS_CREATE,)
-TOPICS: tuple[str, ...] = ORDER_TOPICS + REFUND_TOPICS
+TOPICS: tuple[str, ...] = ORDER_TOPICS + REFUND_TOPICS  # what webhooks may carry
+NORMALIZED_TOPICS: tuple[str, ...] = TOPICS + (ORDERS_RECONCILE,)  # what `normalize` reads
 
 
 class UnknownTopic(ValueError):
@@ -47,9 +53,11 @@ class UnknownTopic(ValueError):
 
 
 def topic_rank(topic: str) -> int:
-    """Lifecycle rank of an order topic: create (0) < update < paid <
-    partiallyFulfilled < fulfilled < cancelled (5).  Breaks ties between
+    """Lifecycle rank of an order topic: reconcile (-1) < create (0) < update <
+    paid < partiallyFulfilled < fulfilled < cancelled (5).  Breaks ties between
     snapshots with the same ``updatedAt``.  Refund topics have no rank."""
+    if topic == ORDERS_RECONCILE:
+        return -1
     try:
         return ORDER_TOPICS.index(topic)
     except ValueError:

@@ -187,10 +187,14 @@ def resume_pending(ctx: Context, ref: str) -> list[Outcome]:
         ctx.redis.zrem(ctx.keys.dispatching, ref)
         return []
     event = _current_event(ctx, record, 1)
+    if record.handlers:
+        names = [name for name, data in record.handlers.items() if data.get("status") == "pending"]
+    else:  # applied by a process without the handler registry (`orderhooks reconcile`): this worker's handlers
+        names = [h.name for h in ctx.registry.matching(record.topic)]
     outcomes = []
-    for name, data in record.handlers.items():
+    for name in names:
         handler = ctx.registry.get(name)
-        if data.get("status") == "pending" and handler is not None:
+        if handler is not None:
             outcomes.append(call_handler(handler, event, ref, 0, ctx.settings.retry_delays))
     record_outcomes(ctx, outcomes, finished=[ref])
     return outcomes

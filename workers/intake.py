@@ -97,13 +97,15 @@ class Delivery:
         return values
 
 
-def triage(topic: str, shop: str, raw: bytes) -> tuple[str, NormalizedEvent | None, str | None, str | None]:
-    """Pure: (status, normalized event, order id, error) for a verified delivery.
+def triage(topic: str, shop: str, raw: bytes, known: tuple[str, ...] = TOPICS,
+           ) -> tuple[str, NormalizedEvent | None, str | None, str | None]:
+    """Pure: (status, normalized event, order id, error) for a verified delivery (topics outside `known`
+    are ignored; a replay passes every topic the normalizer reads, `orders/reconcile` included).
 
     Only the raw body is stored: normalizing is pure, so whoever needs the event later
     (worker, read API) rebuilds exactly this one from it.
     """
-    if topic not in TOPICS:
+    if topic not in known:
         return "ignored", None, None, f"unknown topic {topic!r}"
     if not shop:
         return "quarantined", None, None, "no shop: the X-Genstore-Shop-Domain header is missing"

@@ -83,3 +83,16 @@ def resume_pending(ref: str) -> int:
     outcomes = _resume_pending(ctx, ref)
     metrics.record_handler_calls(ctx.redis, ctx.keys, outcomes)
     return len(outcomes)
+
+
+def reconcile_shop(shop: str) -> dict:
+    """A scheduled reconcile run (`workers.reconcile.schedule_due`); a run already in progress is left alone."""
+    from workers.reconcile import ReconcileRefused
+    from workers.reconcile import reconcile_shop as run
+
+    ctx = get_context()
+    try:
+        return run(ctx, shop).to_json()
+    except ReconcileRefused as exc:
+        log.info("reconcile_skipped", shop=shop, reason=str(exc))
+        return {"shop": shop, "failed": str(exc)}

@@ -162,3 +162,11 @@ class Keys:
     def shops_registered(self) -> str:
         """SET: the domains of every registered shop (each has its `shop` hash)."""
         return f"{self.prefix}shops:registered"
+
+    def reconcile_lock(self, shop: str) -> str:
+        """STRING with a TTL, refreshed per page: held by the one reconcile run of this shop in progress."""
+        return f"{self.prefix}reconcile:lock:{part(shop)}"
+
+    def reconcile_due(self, shop: str) -> str:
+        """STRING with a TTL of the reconcile interval: set by the worker that schedules this shop's run."""
+        return f"{self.prefix}reconcile:scheduled:{part(shop)}"

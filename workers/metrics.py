@@ -13,6 +13,8 @@ Fields of the hash (`<prefix>metrics`):
     handler|<name>|<outcome>     handler calls (ok, retrying, failed)
     latency|<i>                  delivery-to-processed observations in bucket i (not cumulative)
     latency|sum, latency|count   their sum (seconds) and count
+    reconcile|<shop>|<result>    orders reconciliation healed, updated or quarantined, and runs
+                                 (`runs_ok`, `runs_failed`)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import bisect
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis as redislib
 import structlog
@@ -60,8 +63,10 @@ def _add(pipe, key: str, counts: dict[str, int], latency: list[float]) -> None:
 
 
 def record(redis: Redis, keys: Keys, *, events: Iterable[tuple[str, str]] = (),
-           handlers: Iterable[tuple[str, str]] = (), latency: Iterable[float] = ()) -> None:
-    """Count applied events (topic, status), handler calls (name, outcome) and latencies, in one round trip.
+           handlers: Iterable[tuple[str, str]] = (), latency: Iterable[float] = (),
+           reconcile: Iterable[tuple[str, Any]] = ()) -> None:
+    """Count applied events (topic, status), handler calls (name, outcome), latencies and reconcile runs
+    (shop, `workers.reconcile.Summary`), in one round trip.
 
     Metrics never fail a job: a Redis error here is logged and dropped.
     """
@@ -72,6 +77,12 @@ def record(redis: Redis, keys: Keys, *, events: Iterable[tuple[str, str]] = (),
     for handler, outcome in handlers:
         name = SEP.join(("handler", handler, outcome))
         counts[name] = counts.get(name, 0) + 1
+    for shop, summary in reconcile:
+        for result in ("healed", "updated", "quarantined"):
+            counts[SEP.join(("reconcile", shop, result))] = getattr(summary, result)
+        failed = 1 if summary.failed else 0  # both counted, the other by 0: each series exists from the first run
+        counts[SEP.join(("reconcile", shop, "runs_failed"))] = failed
+        counts[SEP.join(("reconcile", shop, "runs_ok"))] = 1 - failed
     latency = [max(0.0, v) for v in latency]
     if not counts and not latency:
         return
@@ -108,6 +119,7 @@ class WorkerCounts:
     latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
     latency_count: int = 0
+    reconcile: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, raw: dict[bytes, bytes]) -> WorkerCounts:
@@ -119,6 +131,8 @@ class WorkerCounts:
                 out.events[(parts[1], parts[2])] = int(value)
             elif parts[0] == "handler" and len(parts) == 3:
                 out.handlers[(parts[1], parts[2])] = int(value)
+            elif parts[0] == "reconcile" and len(parts) == 3:
+                out.reconcile[(parts[1], parts[2])] = int(value)
             elif parts[0] == "latency" and len(parts) == 2:
                 if parts[1] == "sum":
                     out.latency_sum = float(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from schemas import NORMALIZED_TOPICS, TOPICS
 from workers.context import Context, rq_pipeline
 from workers.dispatch import RUN_HANDLER_JOB
 from workers.intake import enqueue_processing, triage
@@ -56,7 +57,8 @@ def replay(ctx: Context, ref: str) -> ReplayResult:
         pipe.execute()
         return result(record.state or "processed", "handlers", ", ".join(failed))
     if record.status in ("quarantined", "ignored"):
-        status, _, order_id, error = triage(record.topic, record.shop, record.raw)
+        known = NORMALIZED_TOPICS if record.source == "reconcile" else TOPICS  # webhooks: webhook topics only
+        status, _, order_id, error = triage(record.topic, record.shop, record.raw, known)
         if status != "queued":
             set_status(ctx.redis, ctx.keys, ref, record.status, "error", error or "")
             return result(record.status, "none", error or "")

@@ -37,6 +37,7 @@ from rq.serializers import JSONSerializer
 
 from workers.context import Context, RedisState, redis_problem, rq_pipeline, set_context, unavailable_reason
 from workers.intake import enqueue_processing
+from workers.reconcile import schedule_due
 
 RESUME_JOB = "workers.jobs.resume_pending"
 SWEEP_BATCH = 100
@@ -234,6 +235,7 @@ def _background(ctx: Context, current: _Current, scheduler: _Scheduler, stop: th
             if time.monotonic() - last_sweep >= sweep_every:
                 last_sweep = time.monotonic()
                 sweep(ctx)
+                schedule_due(ctx)
             state.ok()
         except Exception as exc:
             reason = unavailable_reason(exc)
