@@ -620,6 +620,9 @@ def reconcile(shop: str, since: str | None, full: bool, as_json: bool) -> None:
     except click.BadParameter as exc:
         _fail(f"--since: {exc.message}", 2)
     settings = _shops_settings()
+    from orderhooks import logs
+
+    logs.configure(settings.log_format, "warning")  # the summary is the output; log lines go to stderr
     redis = _shops_redis(settings)
     ctx = Context.create(replace(settings, redis_url=_redis_url(settings)), redis=redis, load=False)
     bar = None

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from schemas import TOPICS
 from workers.keys import STATUSES
 from workers.metrics import WorkerCounts, metrics_key
+from workers.shops import list_shops
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -61,6 +62,7 @@ class RedisCollector:
             pipe.zcard(ctx.queue.scheduled_job_registry.key)
             pipe.hgetall(metrics_key(keys))
             results = pipe.execute()
+            shops = list_shops(ctx.redis, keys)
         except Exception:  # the scrape still answers: orderhooks_redis_up 0 says why the rest is missing
             up.add_metric([], 0)
             yield up
@@ -101,6 +103,34 @@ class RedisCollector:
                                   "Time from a delivery's arrival to its projection being written")
         h.add_metric([], worker.cumulative_buckets(), worker.latency_sum)
         yield h
+
+        yield from reconcile_metrics(worker, shops)
+
+
+def reconcile_metrics(worker: WorkerCounts, shops):
+    """Reconciliation: orders healed, updated and quarantined and runs per shop (counters kept by the workers),
+    and each registered shop's last run (from the registry)."""
+    orders = CounterMetricFamily("orderhooks_reconcile_orders", "Orders reconciliation healed (missing here), "
+                                 "updated (older here) or quarantined, by shop", labels=["shop", "result"])
+    runs = CounterMetricFamily("orderhooks_reconcile_runs", "Reconcile runs by shop and result (ok, failed)",
+                               labels=["shop", "result"])
+    for (shop, result), n in sorted(worker.reconcile.items()):
+        if result in ("healed", "updated", "quarantined"):
+            orders.add_metric([shop, result], n)
+        elif result in ("runs_ok", "runs_failed"):
+            runs.add_metric([shop, result.removeprefix("runs_")], n)
+    yield orders
+    yield runs
+    ok = GaugeMetricFamily("orderhooks_reconcile_last_run_ok", "1 when the shop's last reconcile run finished, "
+                           "0 when it failed", labels=["shop"])
+    at = GaugeMetricFamily("orderhooks_reconcile_last_run_timestamp_seconds", "When the shop's last reconcile "
+                           "run ended (Unix time)", labels=["shop"])
+    for shop in shops:
+        if shop.reconciled and shop.last_run is not None:
+            ok.add_metric([shop.shop], 1 if shop.last_run.ok else 0)
+            at.add_metric([shop.shop], shop.last_run.at)
+    yield ok
+    yield at
 
 
 class _Sources:

@@ -586,6 +586,16 @@ def order(request: Request, session: dict) -> Response:
     }, session=session)
 
 
+# --- shops --------------------------------------------------------------------------------
+
+@page
+def shops_page(request: Request, session: dict) -> Response:
+    from workers.shops import list_shops
+
+    ctx = request.app.state.ctx
+    return render(request, "shops.html", {"shops": list_shops(ctx.redis, ctx.keys)}, session=session)
+
+
 # --- replay -------------------------------------------------------------------------------
 
 @action
@@ -628,6 +638,7 @@ routes = [
     Route("/ui/events/{event_id:anything}", event),
     Route("/ui/orders/{shop}/{order_id:anything}", order),
     Route("/ui/order", order),
+    Route("/ui/shops", shops_page),
     Route("/ui/replay", replay_one, methods=["POST"]),
     Route("/ui/replay-failed", confirm_replay_failed, methods=["GET"]),
     Route("/ui/replay-failed", replay_failed, methods=["POST"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis as redislib
 import structlog
@@ -91,6 +91,8 @@ class RedisState:
         self.log.info("redis_available", **context)
 
 
+log = structlog.get_logger("orderhooks.worker")
+
 def connect(url: str, **kwargs) -> Redis:
     kwargs.setdefault("socket_connect_timeout", 5)  # a Redis host that stopped answering must not hang us
     return Redis.from_url(url, health_check_interval=10, socket_keepalive=True, **kwargs)
@@ -129,6 +131,24 @@ class Context:
     keys: Keys
     queue: Queue
     registry: Registry
+    clients: dict = field(default_factory=dict, repr=False)  # shop -> its Orders API client, or None
+
+    def api_for(self, shop: str, platform: str = "genstore"):
+        """The Orders API client bound to `shop` (`event.api`), made once per shop; None when the shop has no
+        token registered, no `ORDERHOOKS_SECRET_KEY` is set, or the token cannot be read."""
+        if platform != "genstore" or not shop:
+            return None
+        if shop not in self.clients:
+            from orderhooks.config import ConfigError
+            from workers.genstore import client_for
+            from workers.shops import TokenUnreadable
+
+            try:
+                self.clients[shop] = client_for(self.redis, self.keys, self.settings, shop)
+            except (ConfigError, TokenUnreadable) as exc:
+                log.warning("event_api_unavailable", shop=shop, reason=str(exc))
+                self.clients[shop] = None
+        return self.clients[shop]
 
     @classmethod
     def create(cls, settings: Settings, redis: Redis | None = None, load: bool = True) -> Context:

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -35,7 +36,8 @@ def _now_iso() -> str:
 
 
 def build_event(record: EventRecord, projection: Projection | None, stale: bool, attempt: int = 1,
-                normalized: NormalizedEvent | None = None, order: Order | None = None) -> HandlerEvent:
+                normalized: NormalizedEvent | None = None, order: Order | None = None,
+                api: Any = None) -> HandlerEvent:
     """The handlers' event. `normalized` and `order`, when the caller already has them typed, save
     validating the stored JSON again (they must be what that JSON validates to)."""
     if normalized is None:
@@ -57,6 +59,8 @@ def build_event(record: EventRecord, projection: Projection | None, stale: bool,
         normalized=normalized,
         refunds=refunds,
         attempt=attempt,
+        platform=record.platform,
+        api=api,
     )
 
 
@@ -138,7 +142,8 @@ def dispatch_applied(ctx: Context, applied: list[Applied]) -> list[Outcome]:
     delays = ctx.settings.retry_delays
     orders: dict[int, Order] = {}  # stale events and refunds of one order share its projection's order
     for a in applied:
-        event = build_event(a.record, a.projection, a.stale, normalized=a.event, order=_typed_order(a, orders))
+        event = build_event(a.record, a.projection, a.stale, normalized=a.event, order=_typed_order(a, orders),
+                            api=ctx.api_for(a.record.shop, a.record.platform))
         for handler in ctx.registry.matching(a.record.topic):
             outcomes.append(call_handler(handler, event, a.record.ref, 0, delays))
     record_outcomes(ctx, outcomes, finished=[a.record.ref for a in applied])
@@ -150,7 +155,8 @@ def _current_event(ctx: Context, record: EventRecord, attempt: int) -> HandlerEv
         load_projection(ctx.redis, ctx.keys, record.platform, record.shop, record.order_id)
         if record.order_id else None
     )
-    return build_event(record, projection, record.state == "stale", attempt)
+    return build_event(record, projection, record.state == "stale", attempt,
+                       api=ctx.api_for(record.shop, record.platform))
 
 
 def run_handler(ctx: Context, ref: str, name: str) -> Outcome | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from schemas import NormalizedEvent, Order, Refund
 
@@ -14,7 +15,10 @@ class HandlerEvent:
 
     `order` is the typed projection after the event was applied (None for a
     refund whose order has not arrived yet); `stale` is True when the event
-    was older than the stored order and did not change it.
+    was older than the stored order and did not change it. `source` is
+    `webhook`, or `reconcile` for an order healed from the Orders API; `api`
+    is the Orders API client bound to the event's shop (`workers.genstore`),
+    or None when the shop has no token registered.
     """
 
     id: str
@@ -30,6 +34,8 @@ class HandlerEvent:
     normalized: NormalizedEvent | None = None
     refunds: list[Refund] = field(default_factory=list)
     attempt: int = 1
+    platform: str = "genstore"
+    api: Any = field(default=None, repr=False, compare=False)
 
     @property
     def order_id(self) -> str | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -44,7 +45,6 @@ from workers.shops import TokenUnreadable, get_shop, record_run
 RESUME_JOB = "workers.jobs.resume_pending"
 RECONCILE_JOB = "workers.jobs.reconcile_shop"
 SOURCE = "reconcile"
-LOCK_SECONDS = 300  # a run refreshes its lock at every page; a dead run's lock frees itself after this
 log = structlog.get_logger("orderhooks.reconcile")
 
 
@@ -109,21 +109,36 @@ def _since(ctx: Context, shop: str, since: datetime | None, full: bool, last_suc
 
 
 class _Lock:
-    """The shop's run lock: SET NX with a TTL, refreshed while the run goes on, released only by its holder."""
+    """The shop's run lock: SET NX with a short TTL, kept fresh by a heartbeat thread while the run lives and
+    released only by its holder, so a run whose process died frees the shop within the TTL."""
 
     RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
     REFRESH = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0"
 
     def __init__(self, ctx: Context, shop: str) -> None:
         self.redis, self.key, self.value = ctx.redis, ctx.keys.reconcile_lock(shop), secrets.token_hex(8)
+        self.ttl = int(min(30, max(3, ctx.settings.recover_after / 2)))
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
 
     def acquire(self) -> bool:
-        return bool(self.redis.set(self.key, self.value, nx=True, ex=LOCK_SECONDS))
+        if not self.redis.set(self.key, self.value, nx=True, ex=self.ttl):
+            return False
+        self._beat = threading.Thread(target=self._refresh, daemon=True, name="reconcile-lock")
+        self._beat.start()
+        return True
 
-    def refresh(self) -> None:
-        self.redis.eval(self.REFRESH, 1, self.key, self.value, LOCK_SECONDS)
+    def _refresh(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                self.redis.eval(self.REFRESH, 1, self.key, self.value, self.ttl)
+            except Exception as exc:  # Redis away for a moment: the next beat tries again
+                log.warning("reconcile_lock_not_refreshed", error=type(exc).__name__)
 
     def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
         self.redis.eval(self.RELEASE, 1, self.key, self.value)
 
 
@@ -231,7 +246,6 @@ def reconcile_shop(ctx: Context, shop: str, *, since: datetime | None = None, fu
             for page in client.iter_pages(MAX_LIMIT, None, updated_at_min):
                 summary.pages += 1
                 apply_page(ctx, shop, page, summary, seen)
-                lock.refresh()
                 if progress is not None:
                     progress(summary, total)
         except GenstoreAuthError as exc:

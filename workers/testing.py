@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 
 from schemas import Projection, merge, normalize
 from schemas.samples import example_for_topic
@@ -33,8 +34,14 @@ def make_event(
     shop: str = "acme.genmystore.com",
     event_id: str | None = None,
     previous: Projection | None = None,
+    source: str = "webhook",
+    api: Any = None,
 ) -> HandlerEvent:
-    """A HandlerEvent as a worker would build it (payload: bytes, JSON text, a dict, or the example)."""
+    """A HandlerEvent as a worker would build it (payload: bytes, JSON text, a dict, or the example).
+
+    `source="reconcile"` makes an event as reconciliation delivers it; `api` stands for the shop's Orders API
+    client (`event.api`): pass a `workers.genstore.GenstoreClient` pointed at a test server, or an object of
+    your own with the methods your handler calls."""
     if payload is None:
         raw = example_for_topic(topic)
     elif isinstance(payload, dict):
@@ -48,10 +55,10 @@ def make_event(
     result = merge(previous, topic, event_id, normalized)
     record = EventRecord(
         id=event_id, topic=topic, shop=shop, status="processed", received_at=time.time(), raw=raw,
-        order_id=normalized.order_id,
+        order_id=normalized.order_id, source=source,
         state="stale" if result.outcome == "stale" else "processed",
     )
-    return build_event(record, result.projection, result.outcome == "stale")
+    return build_event(record, result.projection, result.outcome == "stale", api=api)
 
 
 def run_handlers(event: HandlerEvent, handlers: Registry = registry) -> dict[str, Exception | None]:

@@ -24,8 +24,9 @@ def projection_after(topic, data) -> Projection:
 
 def test_packing_slip_is_requested_once_however_often_the_handler_runs(outbox):
     event = make_event("orders/paid")
-    assert run_handlers(event) == {PREFIX + "request_packing_slip": None}
-    assert run_handlers(event) == {PREFIX + "request_packing_slip": None}  # a retry or a replay
+    handled = {PREFIX + "request_packing_slip": None, PREFIX + "tag_paid_order": None}
+    assert run_handlers(event) == handled
+    assert run_handlers(event) == handled  # a retry or a replay
     assert list(outbox.sent) == ["packing-slip:acme.genmystore.com:1001"]
     slip = outbox.sent["packing-slip:acme.genmystore.com:1001"]
     assert slip["items"] == [{"sku": "IPOD-342-N", "title": "IPod Nano", "quantity": 1}]
@@ -67,3 +68,28 @@ def test_the_entry_point_names_the_handlers_module():
     meta = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     target = meta["project"]["entry-points"]["orderhooks.handlers"]["shipping"]
     assert import_module(target).__name__ == "orderhooks_shipping.handlers"
+
+
+class OrdersApi:
+    """Stands for `event.api` (the shop's Orders API client): records what the handler asks of it."""
+
+    def __init__(self):
+        self.updates = []
+
+    def update_order(self, order_id, **changes):
+        self.updates.append((order_id, changes))
+
+
+def test_a_paid_order_is_tagged_through_the_orders_api_once():
+    api = OrdersApi()
+    event = make_event("orders/paid", payload("orders/paid", tags="imported, vip"), api=api)
+    run_handlers(event)
+    assert api.updates == [("1001", {"tags": ["imported", "vip", "paid"]})]
+    tagged = make_event("orders/paid", payload("orders/paid", tags="imported, vip, paid"), api=api)
+    run_handlers(tagged)  # a retry after the tag was set: nothing more
+    assert len(api.updates) == 1
+
+
+def test_without_an_api_token_nothing_is_called():
+    event = make_event("orders/paid")  # the shop has no token registered: event.api is None
+    assert run_handlers(event)[PREFIX + "tag_paid_order"] is None

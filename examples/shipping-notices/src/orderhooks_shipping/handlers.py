@@ -21,6 +21,20 @@ def request_packing_slip(event: HandlerEvent) -> None:
     })
 
 
+PAID_TAG = "paid"
+
+
+@on("orders/paid")
+def tag_paid_order(event: HandlerEvent) -> None:
+    """Act back on the order through the shop's Orders API: tag it `paid` (once: a retry finds the tag)."""
+    if event.stale or event.order is None or event.api is None:
+        return  # no API token registered for this shop (`orderhooks shops add`): nothing to call
+    tags = list(event.order.tags or [])
+    if PAID_TAG in tags:
+        return
+    event.api.update_order(event.order_id, tags=[*tags, PAID_TAG])
+
+
 @on("orders/partiallyFulfilled", "orders/fulfilled")
 def send_tracking_notices(event: HandlerEvent) -> None:
     if event.stale or event.order is None:
