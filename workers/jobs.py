@@ -77,10 +77,11 @@ def run_handler(ref: str, handler: str) -> str | None:
     return outcome.data["status"] if outcome else None
 
 
-def resume_pending(ref: str) -> int:
-    """Run handlers left pending by a worker that died after applying the event."""
+def resume_pending(ref: str | list[str]) -> int:
+    """Run handlers left pending by a worker that died after applying the event (or each of a list of
+    events, as reconciliation enqueues them)."""
     ctx = get_context()
-    outcomes = _resume_pending(ctx, ref)
+    outcomes = [o for one in ([ref] if isinstance(ref, str) else ref) for o in _resume_pending(ctx, one)]
     metrics.record_handler_calls(ctx.redis, ctx.keys, outcomes)
     return len(outcomes)
 

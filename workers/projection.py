@@ -77,11 +77,15 @@ def _check(result):
     return result
 
 
-def _load(redis: Redis, keys: Keys, refs: list[str], failed: dict[str, str]) -> list[EventRecord]:
+def _load(redis: Redis, keys: Keys, refs: list[str], failed: dict[str, str],
+          normalized: dict[str, NormalizedEvent] | None = None) -> list[EventRecord]:
     """The events among `refs` still queued. One round trip; when that fails, one per event, so an event
     whose stored fields are corrupt (or whose key holds something else) fails alone, into `failed`."""
     try:
         loaded = load_events(redis, keys, refs)
+        for rec in loaded:
+            if rec is not None and normalized and rec.ref in normalized:
+                rec.prime(normalized[rec.ref])
         for rec in loaded:
             if rec is not None:
                 rec.event  # noqa: B018 -- rebuilt from raw here, so that a corrupt body fails here
@@ -116,10 +120,13 @@ def _fold(current: Projection | None, records: list[EventRecord], failed: dict[s
 
 
 def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
-                 failed: dict[str, str] | None = None) -> list[Applied]:
+                 failed: dict[str, str] | None = None,
+                 normalized: dict[str, NormalizedEvent] | None = None) -> list[Applied]:
     """Apply every still-queued event among `refs`; return those this call applied.
 
-    `handler_names(topic)` gives the handlers to mark pending on each event.
+    `handler_names(topic)` gives the handlers to mark pending on each event. `normalized` (ref -> event)
+    holds events the caller has just normalized from the very bodies it stored, so they are not
+    normalized again.
 
     An event that cannot be applied (its stored fields are corrupt, its order's key holds
     something other than a projection, ...) does not stop the others: its error goes into
@@ -132,7 +139,7 @@ def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
     for _ in range(MAX_RACES):
         if not todo:
             break
-        records = _load(redis, keys, todo, errors)
+        records = _load(redis, keys, todo, errors, normalized)
         for rec in [r for r in records if r.event is None]:  # accepted by an older version, perhaps
             set_status(redis, keys, rec.ref, "quarantined", "error", f"no longer normalizes: {rec.normalize_error}")
         records = [r for r in records if r.event is not None]

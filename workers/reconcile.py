@@ -35,14 +35,14 @@ import structlog
 from orderhooks.config import ConfigError
 from schemas import ORDERS_RECONCILE, NormalizedEvent, Projection, merge
 from workers import metrics
-from workers.context import Context, rq_pipeline
+from workers.context import Context
 from workers.genstore import MAX_LIMIT, GenstoreAuthError, GenstoreError, ListedOrder, OrderPage, client_for
 from workers.intake import Delivery, store_deliveries
 from workers.keys import GENSTORE
 from workers.projection import apply_events
 from workers.shops import TokenUnreadable, get_shop, record_run
 
-RESUME_JOB = "workers.jobs.resume_pending"
+RESUME_JOB = "workers.jobs.resume_pending"  # takes one ref or a list of refs
 RECONCILE_JOB = "workers.jobs.reconcile_shop"
 SOURCE = "reconcile"
 log = structlog.get_logger("orderhooks.reconcile")
@@ -164,6 +164,7 @@ def apply_page(ctx: Context, shop: str, page: OrderPage, summary: Summary, seen:
     local = _local(ctx, shop, [x.order_id for x in fresh if x.ok and x.order_id is not None])
     deliveries: list[Delivery] = []
     kinds: dict[str, str] = {}  # event ref -> healed | updated
+    events: dict[str, NormalizedEvent] = {}  # event ref -> the event its body normalizes to
     now = time.time()
     for listed in fresh:
         order_id = listed.order_id or "?"
@@ -183,6 +184,7 @@ def apply_page(ctx: Context, shop: str, page: OrderPage, summary: Summary, seen:
                      source=SOURCE, status="queued", order_id=order_id)
         deliveries.append(d)
         kinds[d.ref] = "healed" if current is None else "updated"
+        events[d.ref] = event
     if not deliveries:
         return
     # Stored with their processing job, as a receiver stores a delivery: if this run dies now, a worker
@@ -190,7 +192,7 @@ def apply_page(ctx: Context, shop: str, page: OrderPage, summary: Summary, seen:
     stored = store_deliveries(ctx.redis, ctx.keys, ctx.queue, deliveries, ctx.settings.event_ttl)
     refs = [d.ref for d, new in zip(deliveries, stored, strict=True) if new and d.status == "queued"]
     failed: dict[str, str] = {}
-    applied = apply_events(ctx.redis, ctx.keys, refs, lambda topic: [], failed)
+    applied = apply_events(ctx.redis, ctx.keys, refs, lambda topic: [], failed, events)
     pipe = ctx.redis.pipeline(transaction=False)
     for ref in kinds:
         pipe.hmget(ctx.keys.event(ref), "state", "outcome")
@@ -203,12 +205,10 @@ def apply_page(ctx: Context, shop: str, page: OrderPage, summary: Summary, seen:
             summary.unchanged += 1
     if failed:
         log.warning("reconcile_apply_failed", shop=shop, errors=failed)
-    if applied:  # their handlers run on the workers (this process may have no handler registry)
-        pipe = rq_pipeline(ctx.redis)
-        for a in applied:
-            ctx.queue.enqueue_call(RESUME_JOB, args=(a.record.ref,), pipeline=pipe, result_ttl=300,
-                                   failure_ttl=7 * 24 * 3600, description=f"handlers for {a.record.id}")
-        pipe.execute()
+    if applied:  # their handlers run on the workers (this process may have no handler registry): one job a page
+        ctx.queue.enqueue_call(RESUME_JOB, args=([a.record.ref for a in applied],), result_ttl=300,
+                               failure_ttl=7 * 24 * 3600, timeout=3600,
+                               description=f"handlers for {len(applied)} reconciled orders of {shop}")
         metrics.record(ctx.redis, ctx.keys, events=[(a.record.topic, "stale" if a.stale else "processed")
                                                      for a in applied])
 

@@ -83,6 +83,10 @@ class EventRecord:
         except (NormalizationError, UnknownTopic) as exc:
             return None, getattr(exc, "reason", str(exc))
 
+    def prime(self, event: NormalizedEvent) -> None:
+        """Give the record the event its raw body normalizes to, when the caller has it already."""
+        self.__dict__["_normalization"] = (event, None)
+
     @property
     def event(self) -> NormalizedEvent | None:
         """The canonical event, rebuilt from the raw body.
