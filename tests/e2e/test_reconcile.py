@@ -153,7 +153,7 @@ def test_two_workers_run_one_reconcile(env, api):
                  what="the scheduled run")
         time.sleep(3)  # both workers have swept (every 1.5 s) at least once more
         firsts = [r for r in api.list_requests() if r.path.endswith("/orders")]
-        assert len(firsts) == 1, "one run, one page"
+        assert len(firsts) == 1, ("one run, one page", [(r.method, r.path, r.query) for r in api.requests])
         assert client.zcard("orderhooks:events:topic:orders/reconcile") == 50
     finally:
         stop(*workers)
