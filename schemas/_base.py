@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any, Self
 
 from pydantic import AliasChoices, AliasGenerator, BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from .types import clean_text
 
@@ -49,6 +49,14 @@ class GenstoreModel(BaseModel):
             extra.clear()
             extra.update(plain)
         return self
+
+    def __getattr__(self, name: str) -> Any:
+        """The camelCase names of Genstore's documents read too: `order.totalPrice` is `order.total_price`
+        (Python attributes are snake_case; JSON is camelCase)."""
+        snake = to_snake(name)
+        if snake != name and snake in type(self).model_fields:
+            return getattr(self, snake)
+        return super().__getattr__(name)  # pydantic: private attributes and the fields it does not know
 
     def to_json(self) -> dict[str, Any]:
         """The canonical JSON-safe form: Genstore's camelCase names, money as

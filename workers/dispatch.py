@@ -49,12 +49,12 @@ def build_event(record: EventRecord, projection: Projection | None, stale: bool,
         id=record.id,
         topic=record.topic,
         shop=record.shop,
-        orderId=record.order_id,
+        order_id=record.order_id,
         order=order,
         refund=normalized.refund if normalized else None,
         stale=stale,
         source=record.source,
-        receivedAt=datetime.fromtimestamp(record.received_at, UTC),
+        received_at=datetime.fromtimestamp(record.received_at, UTC),
         raw=record.raw,
         normalized=normalized,
         refunds=refunds,
@@ -77,7 +77,7 @@ def call_handler(handler: Handler, event: HandlerEvent, event_ref: str, attempts
     """Run one handler once (`event_ref` names the event in Redis); decide its outcome and whether it
     is retried."""
     attempts = attempts_before + 1
-    bound = log.bind(event_id=event.id, topic=event.topic, shop=event.shop, order_id=event.orderId,
+    bound = log.bind(event_id=event.id, topic=event.topic, shop=event.shop, order_id=event.order_id,
                      handler=handler.name, attempt=attempts)
     started = time.perf_counter()
     try:

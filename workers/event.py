@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic.alias_generators import to_snake
+
 from schemas import NormalizedEvent, Order, Refund
 
 
@@ -24,12 +26,12 @@ class HandlerEvent:
     id: str
     topic: str
     shop: str
-    orderId: str | None
+    order_id: str | None
     order: Order | None
     refund: Refund | None
     stale: bool
     source: str
-    receivedAt: datetime
+    received_at: datetime
     raw: bytes
     normalized: NormalizedEvent | None = None
     refunds: list[Refund] = field(default_factory=list)
@@ -37,10 +39,9 @@ class HandlerEvent:
     platform: str = "genstore"
     api: Any = field(default=None, repr=False, compare=False)
 
-    @property
-    def order_id(self) -> str | None:
-        return self.orderId
-
-    @property
-    def received_at(self) -> datetime:
-        return self.receivedAt
+    def __getattr__(self, name: str) -> Any:
+        """The camelCase names of Genstore's documents read too (`event.orderId` is `event.order_id`)."""
+        snake = to_snake(name)
+        if snake != name and snake in self.__dataclass_fields__:
+            return getattr(self, snake)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

@@ -8,6 +8,8 @@ after the projection is updated, so they should be idempotent.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -76,12 +78,25 @@ registry = Registry()
 on = registry.on
 
 
-def load_handlers(modules: Iterable[str] = ()) -> list[str]:
-    """Import handler modules named in ORDERHOOKS_HANDLERS and the entry-point group."""
+def import_modules(modules: Iterable[str]) -> list[str]:
+    """Import handler modules by name, the current directory on the import path (see `load_handlers`)."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
     loaded = []
     for module in modules:
         importlib.import_module(module)
         loaded.append(module)
+    return loaded
+
+
+def load_handlers(modules: Iterable[str] = ()) -> list[str]:
+    """Import handler modules named in ORDERHOOKS_HANDLERS and the entry-point group.
+
+    One rule for every command (`orderhooks worker`, `dev`, tests): the current directory is on the import
+    path, as it is for `python -m` and `rq worker`, so `myapp.handlers` next to where you start is found.
+    """
+    loaded = import_modules(modules)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
         loaded.append(ep.value)

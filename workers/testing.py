@@ -23,7 +23,7 @@ from schemas import Projection, merge, normalize
 from schemas.samples import example_for_topic
 from workers.dispatch import build_event
 from workers.event import HandlerEvent
-from workers.handlers import Registry, registry
+from workers.handlers import Registry, import_modules, registry
 from workers.records import EventRecord
 
 
@@ -61,9 +61,22 @@ def make_event(
     return build_event(record, result.projection, result.outcome == "stale", api=api)
 
 
-def run_handlers(event: HandlerEvent, handlers: Registry = registry) -> dict[str, Exception | None]:
-    """Call every handler registered for the event's topic; each one's exception, or None."""
-    results: dict[str, Exception | None] = {}
+class Results(dict):
+    """Each handler's exception or None, by name; a name that did not run says which handlers did."""
+
+    def __missing__(self, name: str):
+        ran = ", ".join(self) or "none"
+        raise KeyError(f"{name} did not run for this event (handlers that ran: {ran}); is its module imported? "
+                       "pass it: run_handlers(event, 'myapp.handlers')")
+
+
+def run_handlers(event: HandlerEvent, *modules: str, handlers: Registry = registry) -> Results:
+    """Call every handler registered for the event's topic; each one's exception, or None.
+
+    `modules` are imported first (as the worker imports `ORDERHOOKS_HANDLERS`), so that their `@on` handlers
+    are registered: `run_handlers(event, "myapp.handlers")`."""
+    import_modules(modules)
+    results = Results()
     for handler in handlers.matching(event.topic):
         try:
             handler.func(event)
@@ -72,3 +85,4 @@ def run_handlers(event: HandlerEvent, handlers: Registry = registry) -> dict[str
         else:
             results[handler.name] = None
     return results
+

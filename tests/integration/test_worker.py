@@ -163,7 +163,7 @@ def test_testing_helper_feeds_handlers_without_redis():
         raise RuntimeError("boom")
 
     event = make_event("orders/paid")
-    results = run_handlers(event, reg)
+    results = run_handlers(event, handlers=reg)
     assert seen and seen[0][0] == "orders/paid" and str(seen[0][1]) == "409.94" and seen[0][2] is False
     assert isinstance(results[f"{broken.__module__}.{broken.__qualname__}"], RuntimeError)
     assert results[f"{remember.__module__}.{remember.__qualname__}"] is None
