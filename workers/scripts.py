@@ -86,7 +86,7 @@ end
 return 1
 """
 
-# Record one handler's outcome and recompute the event's status from all of them.
+# Record one handler's outcome and recompute the event's status, attempts and error from all of them.
 # KEYS: event, then the zset of every status in workers.keys.STATUSES order
 # ARGV: handler field name, outcome json, statuses (space separated, same order as the zsets), the event's ref
 # The status becomes 'failed' while any handler is failed, else the event's base state.
@@ -97,18 +97,47 @@ local all = redis.call('HGETALL', KEYS[1])
 local failed = false
 local state = nil
 local current = nil
+local attempts = 0
+local most = 0
+local failed_name, failed_error, retry_name, retry_error = nil, nil, nil, nil
 local id = ARGV[4]
 for i = 1, #all, 2 do
   local f = all[i]
   if string.sub(f, 1, 8) == 'handler:' then
     local ok, o = pcall(cjson.decode, all[i + 1])
-    if ok and o['status'] == 'failed' then failed = true end
+    if ok and type(o) == 'table' then
+      local name = string.sub(f, 9)
+      local n = tonumber(o['attempts']) or 0
+      if n > most then most = n end
+      local err = o['error']
+      if type(err) ~= 'string' then err = '' end
+      if o['status'] == 'failed' then
+        failed = true
+        if failed_name == nil or name < failed_name then failed_name, failed_error = name, err end
+      elseif o['status'] == 'retrying' then
+        if retry_name == nil or name < retry_name then retry_name, retry_error = name, err end
+      end
+    end
   elseif f == 'state' then state = all[i + 1]
   elseif f == 'status' then current = all[i + 1]
+  elseif f == 'attempts' then attempts = tonumber(all[i + 1]) or 0
   end
 end
 local new = state or current
 if failed then new = 'failed' end
+-- attempts: the highest among the stages and handlers; error: the failed handler's, or the one waiting for
+-- its retry (said so), cleared once every handler ended well
+local fields = {}
+if most > attempts then fields[#fields + 1] = 'attempts'; fields[#fields + 1] = tostring(most) end
+fields[#fields + 1] = 'error'
+if failed_name then
+  fields[#fields + 1] = failed_name .. ': ' .. failed_error
+elseif retry_name then
+  fields[#fields + 1] = retry_name .. ': ' .. retry_error .. ' (retrying)'
+else
+  fields[#fields + 1] = ''
+end
+redis.call('HSET', KEYS[1], unpack(fields))
 if new ~= current then
   local names = {}
   for s in string.gmatch(ARGV[3], '%S+') do names[#names + 1] = s end

@@ -241,7 +241,8 @@ def test_handler_failing_once_is_retried_alone(stack):
     names = [c["handler"] for c in stack.calls(event_id)]
     assert names.count("flaky_once") == 2
     assert names.count("record_everything") == 1, "the other handler is not re-run"
-    assert event["attempts"] == 1, "the projection is applied once"
+    assert event["attempts"] == 2, "the highest attempt count among stages and handlers"
+    assert event["error"] is None, "cleared once the handler succeeded"
 
 
 def test_replay_of_a_quarantined_event_after_a_fix(stack):

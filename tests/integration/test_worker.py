@@ -92,6 +92,7 @@ def test_failing_handler_retries_alone_then_fails_and_replays(ctx):
     assert rec.status == "processed"
     assert rec.handlers[name]["status"] == "retrying" and rec.handlers[name]["attempts"] == 1
     assert "downstream is down" in rec.handlers[name]["error"]
+    assert rec.error == f"{name}: ValueError: downstream is down (retrying)", "the list says why, while retrying"
     assert ScheduledJobRegistry(queue=ctx.queue).count == 1, "the retry is scheduled with RQ"
     # retries (two delays configured by the fixture): run them as the scheduler would
     run_handler(ctx, ref("p1"), name)
@@ -100,7 +101,8 @@ def test_failing_handler_retries_alone_then_fails_and_replays(ctx):
     assert rec.handlers[name]["status"] == "failed" and rec.handlers[name]["attempts"] == 3
     assert "Traceback" in rec.handlers[name]["traceback"]
     assert rec.status == "failed"
-    assert rec.attempts == 1, "the projection was applied once"
+    assert rec.attempts == 3, "an event's attempts: the highest among its stages and handlers"
+    assert rec.error == f"{name}: ValueError: downstream is down", "a failed event says why in every list"
     assert state["ok_calls"] == 1, "the other handler was not re-run"
     # after a fix, replay re-runs only the failed handler
     state["broken"] = False
@@ -110,6 +112,7 @@ def test_failing_handler_retries_alone_then_fails_and_replays(ctx):
     rec = load_event(ctx.redis, ctx.keys, ref("p1"))
     assert rec.status == "processed"
     assert rec.handlers[name]["status"] == "ok" and rec.handlers[name]["attempts"] == 4
+    assert rec.error is None, "cleared once the event ends well"
     assert state["ok_calls"] == 1
 
 
