@@ -253,61 +253,136 @@ def _signed_headers(topic: str, shop: str, body: bytes, key: bytes, event_id: st
 
 @main.command()
 @click.argument("topic", required=False)
-@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False), help="Payload to send.")
+@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False), help="Payload to send, byte for byte.")
 @click.option("--scenario", type=click.Choice(["lifecycle"]),
               help="Send a whole sequence instead of one topic: lifecycle = create, paid, partiallyFulfilled, "
                    "fulfilled, refund, and one out-of-order pair of updates.")
-@click.option("--order-id", default=None, help="with --scenario: the order to use (default: a new one)")
+@click.option("--order-id", default=None, help="the order the example payload is about (default: a new one)")
 @click.option("--url", default=None, help="default: http://127.0.0.1:$PORT/webhooks/genstore")
 @click.option("--secret", default=None, help="default: first of ORDERHOOKS_SECRETS, else the dev secret")
 @click.option("--shop", default="acme.genmystore.com", show_default=True)
 @click.option("--event-id", default=None, help="default: a new one")
 @click.option("--scheme", type=click.Choice(["genstore", "standard"]), default="genstore", show_default=True)
-def send(topic, file_, scenario, order_id, url, secret, shop, event_id, scheme) -> None:
-    """Sign and send a delivery as Genstore would (a built-in example payload per topic), or a --scenario."""
+@click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="seconds to wait for the event's outcome")
+@click.option("--no-wait", is_flag=True, help="print the answer and stop: do not wait for the outcome")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per delivery (also when not on a terminal)")
+def send(topic, file_, scenario, order_id, url, secret, shop, event_id, scheme, wait_seconds, no_wait,
+         as_json) -> None:
+    """Sign and send a delivery as Genstore would, then wait for its outcome and print it.
+
+    Without --file, TOPIC's example payload about a new order (or --order-id) with current times. The outcome
+    is read from the read API at the --url origin (ORDERHOOKS_API_TOKEN, or the dev token). Exit 0 for
+    processed, stale, ignored and duplicate; 1 otherwise.
+    """
     import httpx
 
     from orderhooks.config import secret_bytes
-    from orderhooks.scenarios import SCENARIOS
-    from schemas import UnknownTopic
-    from schemas.samples import example_for_topic
+    from orderhooks.scenarios import SCENARIOS, fresh_example
+    from schemas import TOPICS
 
     if bool(topic) == bool(scenario):
-        err.print("give a TOPIC or --scenario, not both")
-        sys.exit(2)
+        _fail("give a TOPIC or --scenario, not both" if topic else
+              "give a TOPIC (" + ", ".join(TOPICS) + ") or --scenario lifecycle", 2)
     if scenario and (file_ or event_id):
-        err.print("--file and --event-id go with a TOPIC, not with --scenario")
-        sys.exit(2)
+        _fail("--file and --event-id go with a TOPIC, not with --scenario", 2)
     settings = _settings()
     if scenario:
-        steps = [(s.topic, s.body, f"{s.what} (expect {s.expect})") for s in SCENARIOS[scenario](order_id)]
+        steps = [(s.topic, s.body, s.expect, s.what) for s in SCENARIOS[scenario](order_id)]
     elif file_:
-        steps = [(topic, Path(file_).read_bytes(), "")]
+        steps = [(topic, Path(file_).read_bytes(), None, "")]
+    elif topic not in TOPICS:
+        _fail(f"no example payload for {topic!r}: the topics are {', '.join(TOPICS)} (or send your own with --file)",
+              2)
     else:
-        try:
-            steps = [(topic, example_for_topic(topic), "")]
-        except UnknownTopic:
-            err.print(f"no example payload for {topic!r}; pass --file")
-            sys.exit(2)
+        steps = [(topic, fresh_example(topic, order_id), None, "")]
     secret = secret or (settings.secrets[0] if settings.secrets else _dev_secret(settings.data_dir))
     key = secret_bytes(secret)
     url = url or f"http://127.0.0.1:{settings.port}/webhooks/genstore"
-    failed = False
+    token = settings.api_token or _dev_file(settings.data_dir, "dev-token")
+    as_json = as_json or not sys.stdout.isatty()
+    ok = True
     with httpx.Client(timeout=30) as client:
-        for step_topic, body, what in steps:
+        for step_topic, body, expect, what in steps:
             step_id = event_id or str(uuid.uuid4())
             headers = _signed_headers(step_topic, shop, body, key, step_id, scheme)
             try:
                 response = client.post(url, content=body, headers=headers)
             except httpx.HTTPError as exc:
-                err.print(f"could not reach {url}: {exc}")
-                sys.exit(1)
-            failed = failed or not response.is_success
-            if scenario:
-                click.echo(f"{step_topic:<26} {response.status_code} {response.text}  {what}")
+                _fail(f"could not reach {url}: {exc}", 1)
+            outcome = _outcome(client, url, token, shop, step_id, response, 0 if no_wait else wait_seconds)
+            ok = ok and outcome["status"] in ("processed", "stale", "ignored", "duplicate", *(
+                ["queued"] if no_wait else []))
+            if as_json:
+                click.echo(json.dumps(outcome | ({"topic": step_topic, "expect": expect} if scenario else {})))
+            elif scenario:
+                click.echo(f"{step_topic:<26} {_outcome_line(outcome)}  {what} (expect {expect})")
             else:
-                console.print(f"{response.status_code} {response.text}")
-    sys.exit(1 if failed else 0)
+                click.echo(f"{_outcome_line(outcome)}  id {outcome['id']}")
+    sys.exit(0 if ok else 1)
+
+
+def _dev_file(data_dir: Path, name: str) -> str | None:
+    path = data_dir / name
+    return path.read_text().strip() if path.exists() else None
+
+
+def _outcome(client, url: str, token: str | None, shop: str, event_id: str, response, wait: float) -> dict:
+    """`{"id", "httpStatus", "status", "error"}`: the delivery's answer, then (for a 202 and `wait` > 0) the
+    event's outcome, polled from the read API until it is final, a handler waits for its retry, or time is up."""
+    from urllib.parse import quote, urlsplit
+
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {}
+    out = {"id": answer.get("id", event_id), "httpStatus": response.status_code,
+           "status": answer.get("status"), "error": answer.get("error")}
+    if not response.is_success:
+        out["status"], out["error"] = "refused", f"{response.status_code}: {answer.get('error') or response.text}"
+        return out
+    if response.status_code != 202 or wait <= 0:
+        return out
+    if not token:
+        out["error"] = "not waiting for the outcome: no ORDERHOOKS_API_TOKEN to read it with"
+        return out
+    origin = urlsplit(url)
+    event_url = f"{origin.scheme}://{origin.netloc}/api/events/{quote(out['id'], safe='')}"
+    deadline = time.monotonic() + wait
+    status = out["status"]
+    while True:
+        try:
+            r = client.get(event_url, params={"shop": shop}, headers={"X-Genstore-Access-Token": token})
+        except Exception as exc:  # the receiver went away while we waited
+            out["error"] = f"could not read the outcome: {exc}"
+            return out
+        if r.status_code == 200:
+            event = r.json()["event"]
+            status = event["status"]
+            retrying = [(name, o) for name, o in sorted(event.get("handlers", {}).items())
+                        if o.get("status") == "retrying"]
+            pending = any(o.get("status") == "pending" for o in event.get("handlers", {}).values())
+            if status in ("processed", "stale", "failed", "quarantined", "ignored") and not retrying and not pending:
+                out["status"], out["error"] = status, event.get("error")
+                return out
+            if retrying:
+                name, o = retrying[0]
+                out["status"], out["error"] = "retrying", f"{name}: {o.get('error')}"
+                return out
+        elif r.status_code != 404:
+            out["error"] = f"{r.status_code}: {r.text[:200]}"
+            return out
+        if time.monotonic() >= deadline:
+            out["status"], out["error"] = "timeout", f"still {status} after {wait:g} s"
+            return out
+        time.sleep(0.1)
+
+
+def _outcome_line(outcome: dict) -> str:
+    status, error = outcome["status"], outcome.get("error")
+    if status in ("refused", "timeout"):
+        return f"{status}: {error}" if status == "timeout" else str(error)
+    return f"{status}: {error}" if error and status not in ("processed", "stale", "duplicate") else str(status)
 
 
 def _table(title: str, columns: list[str], rows: list[list]) -> None:

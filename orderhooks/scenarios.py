@@ -101,3 +101,45 @@ def lifecycle(order_id: str | None = None, now: datetime | None = None) -> list[
 
 
 SCENARIOS = {"lifecycle": lifecycle}
+
+# The seed pages show the customer's e-mail as the scrape artefact "[email protected]".
+EXAMPLE_EMAIL = "bob.norman@example.com"
+_TIME_NAMES = {"createdAt": "createTime", "updatedAt": "updateTime", "cancelledAt": "cancelledTime",
+               "closedAt": "closedTime"}
+
+
+def _set_time(obj: dict, name: str, value: str) -> None:
+    """Set a time under whichever of its names the payload uses (`orders/cancelled` sends `...Time`)."""
+    variant = _TIME_NAMES[name]
+    obj[variant if variant in obj and name not in obj else name] = value
+
+
+def fresh_example(topic: str, order_id: str | None = None, now: datetime | None = None) -> bytes:
+    """The topic's example payload as a new delivery: a new order id (unless given), times of now, a plausible
+    e-mail; `orders/cancelled` cancelled now. The seed payloads themselves stay verbatim in `schemas.samples`."""
+    data = json.loads(example_for_topic(topic))
+    order_id = order_id or str(random.randint(10_000_000, 99_999_999))
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    if "refund" in data:
+        refund = data["refund"]
+        refund["orderId"] = order_id
+        refund["refundId"] = f"{order_id}{random.randint(10, 99)}"
+        refund["createdAt"] = _iso(now)
+        for t in refund.get("transactions") or []:
+            t["createdAt"] = _iso(now)
+        return json.dumps(data, indent=2).encode()
+    order = data["order"]
+    order["orderId"] = order_id
+    _set_time(order, "createdAt", _iso(now - timedelta(minutes=5)))
+    _set_time(order, "updatedAt", _iso(now))
+    if topic == "orders/cancelled":
+        _set_time(order, "cancelledAt", _iso(now))
+    if "@" not in str(order.get("email", "@")) or "protected" in str(order.get("email")):
+        order["email"] = EXAMPLE_EMAIL
+    customer = order.get("customer")
+    if isinstance(customer, dict) and "protected" in str(customer.get("email")):
+        customer["email"] = EXAMPLE_EMAIL
+    for f in order.get("fulfillments") or []:
+        if isinstance(f, dict):
+            f["orderId"] = order_id
+    return json.dumps(data, indent=2).encode()
