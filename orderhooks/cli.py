@@ -499,9 +499,10 @@ def replay(event_id, status, shop, platform) -> None:
     from workers.replay import replay as replay_one
     from workers.replay import replay_status
 
-    if bool(event_id) == bool(status):
-        err.print("give an event id or --status, not both")
-        sys.exit(2)
+    if not event_id and not status:
+        _fail("replay needs an event id (orderhooks replay ID) or --status failed|quarantined", 2)
+    if event_id and status:
+        _fail("give an event id or --status, not both", 2)
     ctx = _context()
     try:
         if status:
@@ -509,8 +510,10 @@ def replay(event_id, status, shop, platform) -> None:
         else:
             results = [replay_one(ctx, _one_event(ctx, event_id, shop, platform).ref)]
     except KeyError:
-        err.print(f"event {event_id} not found")
-        sys.exit(1)
+        _fail(f"event {event_id} not found", 1)
+    if not results:
+        click.echo(f"nothing to replay: no event is {status}")
+        return
     _table("replay", ["id", "status", "action", "detail"], [[r.id, r.status, r.action, r.detail] for r in results])
 
 

@@ -116,6 +116,8 @@ def _shop(request: Request, ctx) -> tuple[str, str] | None:
 
 def protected(endpoint):
     async def wrapper(request: Request) -> Response:
+        if not request.app.state.settings.api_token:
+            return _error(401, "this server has no API token configured (ORDERHOOKS_API_TOKEN): the read API is off")
         if not authorized(request):
             return _error(401, "missing or wrong X-Genstore-Access-Token")
         ctx = request.app.state.ctx
@@ -197,7 +199,20 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
+    if exc.status_code == 404:
+        path = request.url.path
+        hint = ("; webhooks go to POST /webhooks/genstore" if path.startswith("/webhook") else
+                "; the read API is under /api/202412/orders and /api/events, the inspector at /ui")
+        return _error(404, f"no route {path}{hint}")
+    if exc.status_code == 405:
+        return _error(405, f"{request.method} is not allowed on {request.url.path}", headers=exc.headers)
     return _error(exc.status_code, exc.detail, headers=exc.headers)
+
+
+async def root(request: Request) -> Response:
+    """`GET /`: where things are."""
+    return JSONResponse({"service": "orderhooks", "inspector": "/ui", "webhooks": {"genstore": "/webhooks/genstore"},
+                         "api": "/api/202412/orders", "openapi": "/api/openapi.json"})
 
 
 async def healthz(request: Request) -> Response:

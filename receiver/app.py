@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/openapi.json", openapi.openapi_json),
             Route("/api/events", api.list_events),
             Route("/api/events/{event_id:anything}", api.get_event),
+            Route("/", api.root),
             Route("/healthz", api.healthz),
             Route("/readyz", api.readyz),
             Route("/metrics", metrics.endpoint),

@@ -542,7 +542,10 @@ def event(request: Request, session: dict) -> Response:
     others = []
     if record.order_id and record.shop:
         others = queries.list_events(ctx.redis, ctx.keys, order_id=record.order_id, shop=record.shop, limit=100)
-    notice = NOTICES.get(request.query_params.get("replayed", ""))
+    replayed = request.query_params.get("replayed", "")
+    notice = NOTICES.get(replayed)
+    if replayed == "none" and record.status in ("quarantined", "ignored") and record.error:
+        notice = f"Still {record.status}: {record.error}"
     handlers = sorted(record.handlers.items())
     return render(request, "event.html", {
         "e": record,

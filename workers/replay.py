@@ -61,7 +61,7 @@ def replay(ctx: Context, ref: str) -> ReplayResult:
         status, _, order_id, error = triage(record.topic, record.shop, record.raw, known)
         if status != "queued":
             set_status(ctx.redis, ctx.keys, ref, record.status, "error", error or "")
-            return result(record.status, "none", error or "")
+            return result(record.status, "none", f"still {record.status}: {error}" if error else "")
         pipe = rq_pipeline(ctx.redis)
         set_status(ctx.redis, ctx.keys, ref, "queued", "order_id", order_id or "", "error", "", client=pipe)
         history = ctx.keys.order_events(record.platform, record.shop, order_id or "")
