@@ -385,13 +385,37 @@ def _outcome_line(outcome: dict) -> str:
     return f"{status}: {error}" if error and status not in ("processed", "stale", "duplicate") else str(status)
 
 
+ID_COLUMNS = ("id", "orderId", "order", "shop")  # what users copy: never cut, never wrapped
+MIN_OTHER = 8  # the narrowest a column other than an id may get before the table turns into a list
+
+
 def _table(title: str, columns: list[str], rows: list[list]) -> None:
+    """Rows as a table that keeps ids whole. The id columns are as wide as their longest value and never wrap;
+    the others give way. When even that does not fit the terminal, each row is printed as a short block
+    instead (ids first, on lines of their own). Piped, the table is as wide as it needs to be."""
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    ids = [i for i, c in enumerate(columns) if c in ID_COLUMNS]
+    needed = sum(widths[i] for i in ids) + MIN_OTHER * (len(columns) - len(ids)) + 3 * len(columns) + 1
+    out = console if console.is_terminal else Console(width=100_000)
+    if out.is_terminal and needed > out.width:
+        out.print(f"[bold]{title}[/bold]")
+        for r in cells:
+            out.print()
+            for i in ids:
+                out.print(f"{columns[i]:<9} {r[i]}", markup=False, highlight=False, soft_wrap=True)
+            rest = "  ".join(f"{columns[i]} {r[i]}" for i in range(len(columns)) if i not in ids and r[i])
+            out.print(f"  {rest}", markup=False, highlight=False)
+        return
     table = Table(title=title)
-    for c in columns:
-        table.add_column(c)
-    for r in rows:
-        table.add_row(*["" if v is None else str(v) for v in r])
-    console.print(table)
+    for i, c in enumerate(columns):
+        if i in ids:
+            table.add_column(c, no_wrap=True, min_width=widths[i])
+        else:
+            table.add_column(c, overflow="fold")
+    for r in cells:
+        table.add_row(*r)
+    out.print(table, crop=False)
 
 
 @main.command()
@@ -417,19 +441,22 @@ def events(topic, status, order_id, shop, limit, as_json) -> None:
 
 
 def _one_event(ctx, event_id: str, shop: str | None, platform: str | None):
-    """The one stored event with this id (in `shop`/`platform` when given); exit 1 when there is none,
-    2 listing the candidates (`platform shop id`) when the id is in several shops."""
-    from workers.records import find_events
+    """The one stored event with this id, or else whose id starts with it (in `shop`/`platform` when given).
+    An exact id beats prefixes. Exit 1 when there is none, 2 listing the candidates (`platform shop id`) on
+    stderr when there are several."""
+    from workers.records import find_events, find_events_by_prefix
 
-    found = find_events(ctx.redis, ctx.keys, event_id, shop=(shop or "").strip().lower() or None,
-                        platform=platform)
+    shop = (shop or "").strip().lower() or None
+    found = find_events(ctx.redis, ctx.keys, event_id, shop=shop, platform=platform)
     if not found:
-        err.print(f"event {event_id} not found")
-        sys.exit(1)
+        found = find_events_by_prefix(ctx.redis, ctx.keys, event_id, shop=shop, platform=platform)
+    if not found:
+        _fail(f"event {event_id} not found", 1)
     if len(found) > 1:
-        err.print(f"event {event_id} exists in several shops; choose one with --shop (and --platform):")
-        for r in found:
-            err.print(f"  {r.platform} {r.shop or '(no shop)'} {r.id}", markup=False, highlight=False)
+        err.print(f"{event_id} matches several events; give more of the id, or --shop (and --platform):",
+                  markup=False, highlight=False)
+        for r in found[:50]:
+            err.print(f"  {r.platform} {r.shop or '(no shop)'} {r.id}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     return found[0]
 
@@ -475,18 +502,21 @@ def orders(shop, status, financial_status, fulfillment_status, since_id, limit, 
 @click.argument("order_id")
 @click.option("--shop")
 def order(order_id, shop) -> None:
-    """Show one order of the projection."""
-    from workers.queries import get_order, platform_of, shops
+    """Show one order of the projection (ORDER_ID, or the start of it when that is unique)."""
+    from workers.queries import find_orders, get_order
 
     ctx = _context()
-    for p, s in [(platform_of(ctx.redis, ctx.keys, shop.lower()), shop.lower())] if shop else shops(
-            ctx.redis, ctx.keys):
-        found = get_order(ctx.redis, ctx.keys, p, s, order_id)
-        if found:
-            console.print_json(json.dumps(found))
-            return
-    err.print(f"order {order_id} not found")
-    sys.exit(1)
+    found = find_orders(ctx.redis, ctx.keys, order_id, shop=shop.strip().lower() if shop else None)
+    if not found:
+        _fail(f"order {order_id} not found", 1)
+    if len(found) > 1:
+        err.print(f"{order_id} matches several orders; give more of the id, or --shop:", markup=False,
+                  highlight=False)
+        for p, s, oid in found[:50]:
+            err.print(f"  {p} {s} {oid}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    p, s, oid = found[0]
+    console.print_json(json.dumps(get_order(ctx.redis, ctx.keys, p, s, oid)))
 
 
 @main.command()

@@ -43,6 +43,24 @@ def get_order(redis: Redis, keys: Keys, platform: str, shop: str, order_id: str)
     return order_view(Projection.from_json(json.loads(raw)), shop) if raw else None
 
 
+def find_orders(redis: Redis, keys: Keys, order_id: str, shop: str | None = None) -> list[tuple[str, str, str]]:
+    """(platform, shop, orderId) of the orders with this id, or else whose id starts with it (an exact id beats
+    prefixes), among the known shops or `shop`."""
+    known = shops(redis, keys)
+    candidates = [(p, s) for p, s in known if shop is None or s == shop] or ([(GENSTORE, shop)] if shop else [])
+    pipe = redis.pipeline(transaction=False)
+    for p, s in candidates:
+        pipe.sismember(keys.orders(p, s), order_id)
+    exact = [(p, s, order_id) for (p, s), hit in zip(candidates, pipe.execute(), strict=True) if hit]
+    if exact:
+        return exact
+    found = []
+    for p, s in candidates:
+        found += [(p, s, i) for i in sorted(m.decode("utf-8", "replace") for m in redis.smembers(keys.orders(p, s)))
+                  if i.startswith(order_id)]
+    return found
+
+
 @dataclass
 class OrderFilter:
     since_id: str | None = None

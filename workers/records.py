@@ -12,7 +12,7 @@ from functools import cached_property
 from redis import Redis
 
 from schemas import NormalizationError, NormalizedEvent, UnknownTopic, normalize
-from workers.keys import GENSTORE, STATUSES, Keys, event_ref, split_shop_member
+from workers.keys import GENSTORE, STATUSES, Keys, event_ref, part, split_shop_member
 from workers.scripts import SET_STATUS
 
 HANDLER_FIELD = "handler:"
@@ -177,6 +177,22 @@ def find_events(redis: Redis, keys: Keys, event_id: str, shop: str | None = None
         candidates |= {(p, "") for p in ([platform] if platform else platforms)}
     refs = [event_ref(p, s, event_id) for p, s in sorted(candidates)]
     return [r for r in load_events(redis, keys, refs) if r is not None and r.id == event_id]
+
+
+def find_events_by_prefix(redis: Redis, keys: Keys, prefix: str, shop: str | None = None,
+                          platform: str | None = None, most: int = 100) -> list[EventRecord]:
+    """Stored events whose id starts with `prefix` (at most `most`), by scanning event keys: for the command
+    line, not for a hot path."""
+    if not prefix:
+        return []
+    pattern = keys.event(f"{platform or '*'}:{'*' if shop is None else part(shop)}:{part(prefix)}*")
+    refs = []
+    for key in redis.scan_iter(match=pattern, count=1000):
+        refs.append(key.decode()[len(keys.event("")):])
+        if len(refs) >= most * 4:
+            break
+    found = [r for r in load_events(redis, keys, refs) if r is not None and r.id.startswith(prefix)]
+    return sorted(found, key=lambda r: (r.platform, r.shop, r.id))[:most]
 
 
 def set_status(redis: Redis, keys: Keys, ref: str, status: str, *fields: str, client=None) -> None:
