@@ -38,17 +38,37 @@ def _redis_url(settings: Settings) -> str:
     url_file = settings.data_dir / "redis.url"
     if url_file.exists():
         return url_file.read_text().strip()
-    err.print("REDIS_URL: not set, and no `orderhooks dev` is running here (start it, or set REDIS_URL)")
-    sys.exit(2)
+    _fail(f"configuration error: REDIS_URL: not set, and no `orderhooks dev` is running with its data in "
+          f"{settings.data_dir} (start it here, or set REDIS_URL)", 2)
+
+
+def _redis_address(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url)
+    return f"{where.hostname}:{where.port or 6379}" if where.hostname else url.split("?")[0]
+
+
+def _check_redis(client, url: str) -> None:
+    """One-shot commands: `redis: unreachable at <address>: <reason>` and exit 1 when Redis does not answer."""
+    import redis as redislib
+
+    try:
+        client.ping()
+    except redislib.RedisError as exc:
+        _fail(f"redis: unreachable at {_redis_address(url)}: {exc}", 1)
 
 
 def _context():
     from dataclasses import replace
 
-    from workers.context import Context
+    from workers.context import Context, connect
 
     settings = _settings()
-    return Context.create(replace(settings, redis_url=_redis_url(settings)), load=False)
+    url = _redis_url(settings)
+    client = connect(url, socket_connect_timeout=5, socket_timeout=30)
+    _check_redis(client, url)
+    return Context.create(replace(settings, redis_url=url), redis=client, load=False)
 
 
 def _dev_value(data_dir: Path, name: str, make) -> str:
@@ -83,11 +103,16 @@ def dev(host: str) -> None:
     from orderhooks.embedded import EmbeddedRedis
 
     settings = _settings()
+    _port_free(host, settings.port)
     env = dict(os.environ)
     embedded = None
+    url_file = settings.data_dir / "redis.url"
     if not settings.redis_url:
         embedded = EmbeddedRedis(settings.data_dir).start()
         env["REDIS_URL"] = embedded.url
+    else:  # the read commands in another shell here find it, as they find an embedded one
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url_file.write_text(settings.redis_url)
     if not settings.secrets and not settings.insecure_no_verify:
         env["ORDERHOOKS_SECRETS"] = _dev_secret(settings.data_dir)
     if not settings.api_token:
@@ -106,15 +131,28 @@ def dev(host: str) -> None:
     secret_note = (
         "(from ORDERHOOKS_SECRETS)" if settings.secrets else env.get("ORDERHOOKS_SECRETS", "(verification off)")
     )
-    console.print(f"""[bold]orderhooks dev[/bold] is running
-  Redis          {env['REDIS_URL']}{'  (embedded, AOF under ' + str(settings.data_dir) + ')' if embedded else ''}
-  Register       [bold]{url}/webhooks/genstore[/bold]
-  Secret         {secret_note}
-  API token      {'(from ORDERHOOKS_API_TOKEN)' if settings.api_token else env['ORDERHOOKS_API_TOKEN']}
-  Try            orderhooks send orders/create --url {url}/webhooks/genstore
-                 orderhooks events
-                 curl -H 'X-Genstore-Access-Token: <token>' {url}/api/202412/orders
-Press Ctrl-C to stop.""")
+    if not _wait_until_up(children[0], url):
+        terminate_all(children)
+        if embedded:
+            embedded.stop()
+        _fail(f"the receiver did not start on {url}; see the lines above", 1)
+    token = env.get("ORDERHOOKS_API_TOKEN", "")
+    cli = _cli_command()
+    # Plain lines, never wrapped by us: a command copied from here must work as it is, at any width.
+    click.echo("\n".join([
+        "orderhooks dev is running",
+        f"  Redis          {env['REDIS_URL']}" + (f"  (embedded, AOF under {settings.data_dir})" if embedded else ""),
+        f"  Register       {url}/webhooks/genstore",
+        f"  Inspector      {url}/ui  (sign in with the API token)",
+        f"  Secret         {secret_note}",
+        f"  API token      {'(from ORDERHOOKS_API_TOKEN)' if settings.api_token else token}",
+        f"  The CLI        {cli}" + ("" if cli == "orderhooks" else
+                                     "  (or `source .venv/bin/activate`, then `orderhooks ...`)"),
+        "  Try            " + f"{cli} send orders/create --url {url}/webhooks/genstore",
+        "                 " + f"{cli} events",
+        "                 " + f"curl -H 'X-Genstore-Access-Token: {token}' {url}/api/202412/orders",
+        "Press Ctrl-C to stop.",
+    ]))
 
     def _stop(*_):
         raise KeyboardInterrupt
@@ -135,9 +173,52 @@ Press Ctrl-C to stop.""")
         terminate_all(children)
         if embedded:
             embedded.stop()
+        elif url_file.exists():
+            url_file.unlink()
     if redis_failed:
         sys.exit(1)
     sys.exit(max((c.returncode or 0) for c in children) if any(c.returncode for c in children) else 0)
+
+
+def _wait_until_up(web: subprocess.Popen, url: str, timeout: float = 30.0) -> bool:
+    """Until the receiver answers /healthz (True), or exits or takes too long (False)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and web.poll() is None:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def _port_free(host: str, port: int) -> None:
+    """Fail, before starting anything, when the receiver's port is taken (another `orderhooks dev`?)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            _fail(f"port {port} on {host} is taken ({exc.strerror}): is another orderhooks dev running? "
+                  f"Stop it, or set PORT to a free port", 1)
+
+
+def _cli_command() -> str:
+    """How to run this CLI from the current directory: `orderhooks` when that is on PATH, else its path."""
+    import shutil
+
+    here = Path(sys.executable).with_name("orderhooks")
+    found = shutil.which("orderhooks")
+    if found and Path(found).resolve() == here.resolve():
+        return "orderhooks"
+    try:
+        return str(here.relative_to(Path.cwd()))
+    except ValueError:
+        return str(here)
 
 
 DEV_REDIS_RESTARTS = 3  # within a minute; more, and something is wrong that restarting will not fix
@@ -192,6 +273,7 @@ def web(host: str, port: int | None) -> None:
             detail=f"secret {position} has a key shorter than {MIN_SECRET_BYTES} bytes; use 32 random bytes")
     from receiver.server import DeadlineHttpToolsProtocol
 
+    _say_where(host, port or settings.port, settings.redis_url)
     uvicorn.run(
         "receiver.app:create_app", factory=True, host=host, port=port or settings.port,
         workers=settings.web_concurrency, log_level="warning", access_log=False,
@@ -199,6 +281,22 @@ def web(host: str, port: int | None) -> None:
         http=functools.partial(DeadlineHttpToolsProtocol, header_timeout=settings.header_timeout,
                                body_timeout=settings.body_timeout),
     )
+
+
+def _say_where(host: str, port: int, redis_url: str) -> None:
+    """One line at start: where the receiver listens, and whether Redis answered."""
+    import redis as redislib
+
+    from workers.context import connect
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    try:
+        connect(redis_url, socket_connect_timeout=2, socket_timeout=2).ping()
+        state = "answered"
+    except redislib.RedisError as exc:
+        state = f"is unreachable ({exc}): deliveries get 503 until it answers"
+    click.echo(f"orderhooks web: listening on http://{shown}:{port} (bound to {host}); "
+               f"Redis at {_redis_address(redis_url)} {state}", err=True)
 
 
 @main.command()
@@ -573,20 +671,11 @@ def _shops_settings() -> Settings:
 
 def _shops_redis(settings: Settings):
     """Redis for a one-shot command: `redis: unreachable at <address>: <reason>` and exit 1 when it is away."""
-    from urllib.parse import urlsplit
-
-    import redis as redislib
-
     from workers.context import connect
 
     url = _redis_url(settings)
     client = connect(url, socket_connect_timeout=5, socket_timeout=10)
-    try:
-        client.ping()
-    except redislib.RedisError as exc:
-        where = urlsplit(url)
-        address = f"{where.hostname}:{where.port or 6379}" if where.hostname else url.split("?")[0]
-        _fail(f"redis: unreachable at {address}: {exc}", 1)
+    _check_redis(client, url)
     return client
 
 

@@ -127,6 +127,33 @@ def _fernet_keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return keys
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    """`REDIS_URL`, checked enough that a typo is one clear line at start instead of a traceback later."""
+    from urllib.parse import urlsplit
+
+    raw = (env.get("REDIS_URL") or "").strip()
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # raises on a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL: not a URL ({exc}), e.g. redis://localhost:6379/0") from None
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ConfigError(f"REDIS_URL: must start with redis://, rediss:// or unix://, got {raw!r} "
+                          "(e.g. redis://localhost:6379/0)")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError("REDIS_URL: no host, e.g. redis://localhost:6379/0")
+    db = parts.path.lstrip("/")
+    if parts.scheme != "unix" and db and not db.isdigit():
+        raise ConfigError(f"REDIS_URL: the database must be a number, got {db!r}")
+    del port
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None = None
@@ -185,7 +212,7 @@ class Settings:
             raise ConfigError(f"ORDERHOOKS_LOG_LEVEL: expected debug, info, warning or error, got {log_level!r}")
         return cls(
             log_level=log_level,
-            redis_url=env.get("REDIS_URL") or None,
+            redis_url=_redis_url(env),
             data_dir=Path(env.get("ORDERHOOKS_DATA_DIR") or ".orderhooks"),
             secrets=secrets,
             secret_keys=secret_keys,
