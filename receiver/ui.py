@@ -239,6 +239,7 @@ def render(request: Request, name: str, context: dict, status: int = 200, sessio
     token = _token(request)
     html = env.get_template(name).render(
         path=request.url.path,
+        view_status=request.query_params.get("status", ""),
         signed_in=session is not None,
         csrf=csrf_token(token, session) if session and token else "",
         **context,
@@ -427,14 +428,50 @@ class Around:
 _MISSING = object()
 
 
-def _changes(before: dict | None, after: dict | None) -> list[tuple[str, Any, Any]]:
-    before, after = before or {}, after or {}
-    out = []
-    for name in list(dict.fromkeys([*before, *after])):
-        a, b = before.get(name, _MISSING), after.get(name, _MISSING)
-        if a != b:
-            out.append((name, None if a is _MISSING else a, None if b is _MISSING else b))
-    return out
+ITEM_KEYS = ("id", "fulfillId", "refundId", "lineItemId")  # what names an element of a list of objects
+
+
+def _item_key(item: Any) -> str | None:
+    if isinstance(item, dict):
+        for k in ITEM_KEYS:
+            if item.get(k) not in (None, ""):
+                return f"{k}={item[k]}"
+    return None
+
+
+def _changes(before: Any, after: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Every leaf that differs, by path: `lineItems[id=669751112].quantity`, `fulfillments[fulfillId=1].status`.
+    Lists of objects are matched by their id, other lists by position; a whole value is shown where one side
+    has nothing to compare with."""
+    if before == after:
+        return []
+    if isinstance(before, dict) and isinstance(after, dict):
+        out = []
+        for name in dict.fromkeys([*before, *after]):
+            a, b = before.get(name, _MISSING), after.get(name, _MISSING)
+            if a != b:
+                where = f"{path}.{name}" if path else str(name)
+                if a is _MISSING or b is _MISSING:
+                    out.append((where, None if a is _MISSING else a, None if b is _MISSING else b))
+                else:
+                    out += _changes(a, b, where)
+        return out
+    if isinstance(before, list) and isinstance(after, list):
+        keys_a, keys_b = [_item_key(x) for x in before], [_item_key(x) for x in after]
+        if all(keys_a) and all(keys_b) and len(set(keys_a)) == len(keys_a) and len(set(keys_b)) == len(keys_b):
+            by_a, by_b = dict(zip(keys_a, before, strict=True)), dict(zip(keys_b, after, strict=True))
+            out = []
+            for k in dict.fromkeys([*keys_a, *keys_b]):
+                a, b = by_a.get(k, _MISSING), by_b.get(k, _MISSING)
+                if a is _MISSING or b is _MISSING:
+                    out.append((f"{path}[{k}]", None if a is _MISSING else a, None if b is _MISSING else b))
+                else:
+                    out += _changes(a, b, f"{path}[{k}]")
+            return out
+        if len(before) == len(after):
+            pairs = enumerate(zip(before, after, strict=True))
+            return [c for i, (a, b) in pairs for c in _changes(a, b, f"{path}[{i}]")]
+    return [(path, before, after)]
 
 
 def projection_around(ctx, record: EventRecord) -> Around | None:
@@ -470,7 +507,7 @@ def projection_around(ctx, record: EventRecord) -> Around | None:
     note = ""
     if any(r is None for r in loaded):
         note = "Some of this order's older events have expired, so before/after may be incomplete."
-    return Around(before_view, after_view, current, _changes(before_view, after_view), True, position + 1,
+    return Around(before_view, after_view, current, _changes(before_view or {}, after_view or {}), True, position + 1,
                   len(applied), note)
 
 
@@ -494,6 +531,9 @@ def _timeline(record: EventRecord) -> list[dict]:
             text += f" — {o['error']}"
         if o.get("nextAttemptAt"):
             text += f" (next attempt {_iso(o['nextAttemptAt'])})"
+        if moment is None and record.processed_at:  # pending: marked when the event was applied
+            moment = record.processed_at
+            text += " (marked when the event was applied)"
         items.append({"at": _when(moment) if moment else "", "sort": moment or float("inf"),
                       "status": {"ok": "processed", "failed": "failed"}.get(o.get("status"), "queued"),
                       "text": text})
@@ -547,8 +587,13 @@ def event(request: Request, session: dict) -> Response:
     if replayed == "none" and record.status in ("quarantined", "ignored") and record.error:
         notice = f"Still {record.status}: {record.error}"
     handlers = sorted(record.handlers.items())
+    in_flight = sorted((name, o) for name, o in record.handlers.items() if o.get("status") in ("pending", "retrying"))
+    stages = [("apply", record.attempts if record.state else 0)] + [
+        (name, int(o.get("attempts", 0))) for name, o in sorted(record.handlers.items())]
     return render(request, "event.html", {
         "e": record,
+        "in_flight": in_flight,
+        "stages": stages,
         "body": body,
         "body_is_json": is_json,
         "normalized": _pretty(record.event.to_json()) if record.event is not None else None,

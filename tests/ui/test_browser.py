@@ -145,3 +145,29 @@ def test_sign_out(page, ui_stack):
     expect(page).to_have_url(re.compile(r"/ui/login$"))
     page.goto("/ui")
     expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+
+
+def test_narrow_screen_the_nav_wraps_tables_scroll_and_the_diff_names_fields(page, ui_stack, shot):
+    """At 390 px wide (a phone): the nav wraps instead of running off the screen, wide tables scroll inside
+    themselves, and the event page shows which line item and field changed."""
+    order_id = str(uuid.uuid4().int % 10**8)
+    ui_stack.post("orders/create", order_body("orders/create", order_id, "2024-05-01T10:00:00+02:00"))
+    data = json.loads(order_body("orders/update", order_id, "2024-05-02T10:00:00+02:00"))
+    data["order"]["lineItems"][0]["quantity"] = "4"
+    updated = ui_stack.post("orders/update", json.dumps(data).encode())
+    wait_for(lambda: ui_stack.event(updated["id"])["status"] == "processed", 30, what="the update")
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, "/ui?status=failed")
+    nav = page.locator("header.top nav")
+    box = nav.bounding_box()
+    assert box["x"] + box["width"] <= 390, "the nav fits the screen"
+    assert page.locator("header.top nav a.here").inner_text() == "Failed", "the nav says where we are"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page itself does not scroll sideways"
+    shot("narrow-events")
+    page.goto(f"/ui/events/{updated['id']}?shop=acme.genmystore.com")
+    row = page.locator("table.diff tr.changed", has_text="lineItems[id=669751112].quantity")
+    assert row.locator("td.before").inner_text().strip() == "1" and row.locator("td.after").inner_text().strip() == "4"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot("narrow-event")
+    page.set_viewport_size({"width": 1360, "height": 900})
+    shot("wide-event")
