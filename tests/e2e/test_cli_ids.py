@@ -75,3 +75,13 @@ def test_a_unique_prefix_finds_the_order(stack):
     done = stack.cli("order", "777123", "--shop", shop)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["orderId"] == "777123456789"
+
+
+def test_replay_says_what_it_needs_and_when_there_is_nothing_to_do(stack):
+    env = stack.env | {"REDIS_URL": stack.env["REDIS_URL"].rsplit("/", 1)[0] + "/11"}
+    bare = subprocess.run([sys.executable, "-m", "orderhooks.cli", "replay"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 2 and "an event id" in bare.stderr and "--status" in bare.stderr
+    nothing = subprocess.run([sys.executable, "-m", "orderhooks.cli", "replay", "--status", "failed"], env=env,
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert nothing.returncode == 0 and "nothing to replay: no event is failed" in nothing.stdout
