@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from tests.conftest import SECRET
@@ -14,9 +15,15 @@ def test_lifecycle_scenario_end_to_end(stack):
     before = scrape(stack.url)
     done = stack.cli("send", "--scenario", "lifecycle", "--order-id", "7001", "--shop", shop,
                      "--url", stack.url + "/webhooks/genstore", "--secret", SECRET)
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    assert len(lines) == 7 and all(" 202 " in line for line in lines), done.stdout
+    steps = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]  # JSON: the output is piped
+    assert [s["httpStatus"] for s in steps] == [202] * 7, done.stdout
+    # Each step's outcome is awaited; this stack's flaky_once handler fails orders/paid once, so that step
+    # reports its handler waiting for the retry, and the command exits 1.
+    assert [s["status"] for s in steps] == ["processed", "retrying", "processed", "processed", "processed",
+                                            "processed", "stale"], done.stdout
+    assert [s["expect"] for s in steps] == ["processed"] * 6 + ["stale"]
+    assert steps[1]["error"] == "tests.e2e.handlers_app.flaky_once: RuntimeError: temporary failure"
+    assert done.returncode == 1
 
     def settled():
         events = stack.api("/api/events", shop=shop, orderId="7001").json()["events"]
