@@ -32,13 +32,15 @@ def _settings() -> Settings:
         sys.exit(2)
 
 
-def _redis_url(settings: Settings) -> str:
-    if settings.redis_url:
+def _redis_url(settings: Settings) -> str | None:
+    """REDIS_URL, or the embedded Redis of an `orderhooks dev` running here; None with Sentinel."""
+    if settings.redis_url or settings.redis_sentinels:
         return settings.redis_url
     url_file = settings.data_dir / "redis.url"
     if url_file.exists():
         return url_file.read_text().strip()
-    err.print("REDIS_URL: not set, and no `orderhooks dev` is running here (start it, or set REDIS_URL)")
+    err.print("REDIS_URL: not set, and no `orderhooks dev` is running here (start it, or set REDIS_URL "
+              "or REDIS_SENTINELS)")
     sys.exit(2)
 
 
@@ -79,13 +81,13 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 def dev(host: str) -> None:
-    """Run everything locally: embedded Redis (unless REDIS_URL), the receiver and a worker."""
+    """Run everything locally: embedded Redis (unless REDIS_URL or REDIS_SENTINELS), the receiver and a worker."""
     from orderhooks.embedded import EmbeddedRedis
 
     settings = _settings()
     env = dict(os.environ)
     embedded = None
-    if not settings.redis_url:
+    if not settings.redis_configured:
         embedded = EmbeddedRedis(settings.data_dir).start()
         env["REDIS_URL"] = embedded.url
     if not settings.secrets and not settings.insecure_no_verify:
@@ -106,8 +108,11 @@ def dev(host: str) -> None:
     secret_note = (
         "(from ORDERHOOKS_SECRETS)" if settings.secrets else env.get("ORDERHOOKS_SECRETS", "(verification off)")
     )
+    redis_where = env.get("REDIS_URL") or settings.redis_address
+    if embedded:
+        redis_where += f"  (embedded, AOF under {settings.data_dir})"
     console.print(f"""[bold]orderhooks dev[/bold] is running
-  Redis          {env['REDIS_URL']}{'  (embedded, AOF under ' + str(settings.data_dir) + ')' if embedded else ''}
+  Redis          {redis_where}
   Register       [bold]{url}/webhooks/genstore[/bold]
   Secret         {secret_note}
   API token      {'(from ORDERHOOKS_API_TOKEN)' if settings.api_token else env['ORDERHOOKS_API_TOKEN']}
@@ -180,8 +185,8 @@ def web(host: str, port: int | None) -> None:
     try:
         settings = Settings.from_env()
         settings.require_verification()
-        if not settings.redis_url:
-            raise ConfigError("REDIS_URL: not set")
+        if not settings.redis_configured:
+            raise ConfigError("REDIS_URL: not set (or REDIS_SENTINELS with REDIS_SENTINEL_MASTER)")
     except ConfigError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
@@ -212,8 +217,8 @@ def worker(burst: bool, processes: int) -> None:
     from workers.runner import run_worker
 
     settings = _settings()
-    if not settings.redis_url:
-        err.print("configuration error: REDIS_URL: not set")
+    if not settings.redis_configured:
+        err.print("configuration error: REDIS_URL: not set (or REDIS_SENTINELS with REDIS_SENTINEL_MASTER)")
         sys.exit(2)
     if processes > 1:
         args = [sys.executable, "-m", "orderhooks.cli", "worker"] + (["--burst"] if burst else [])
@@ -458,27 +463,25 @@ def _shops_settings() -> Settings:
     except ConfigError as exc:
         _fail(f"configuration error: {exc}", 2)
     key_file = settings.data_dir / DEV_SECRET_KEY_FILE
-    if not settings.secret_key and not settings.redis_url and key_file.exists():
+    if not settings.secret_key and not settings.redis_configured and key_file.exists():
         settings = replace(settings, secret_key=(key_file.read_text().strip(),))
     return settings
 
 
 def _shops_redis(settings: Settings):
     """Redis for a one-shot command: `redis: unreachable at <address>: <reason>` and exit 1 when it is away."""
-    from urllib.parse import urlsplit
+    from dataclasses import replace
 
     import redis as redislib
 
-    from workers.context import connect
+    from storage.connection import redis_client
 
-    url = _redis_url(settings)
-    client = connect(url, socket_connect_timeout=5, socket_timeout=10)
+    settings = replace(settings, redis_url=_redis_url(settings))
+    client = redis_client(settings, socket_connect_timeout=5, socket_timeout=10)
     try:
         client.ping()
     except redislib.RedisError as exc:
-        where = urlsplit(url)
-        address = f"{where.hostname}:{where.port or 6379}" if where.hostname else url.split("?")[0]
-        _fail(f"redis: unreachable at {address}: {exc}", 1)
+        _fail(f"redis: unreachable at {settings.redis_address}: {exc}", 1)
     return client
 
 

@@ -15,7 +15,8 @@ from orderhooks.config import Settings
 from receiver import api, convertors, metrics, openapi, ui  # noqa: F401 (convertors registers `anything`)
 from receiver.groupcommit import GroupWriter
 from receiver.intake import genstore_webhook
-from workers.context import Context, connect, connect_async
+from storage.connection import redis_client, redis_client_async
+from workers.context import Context
 from workers.intake import Delivery, store_deliveries_async
 
 API = "/api/202412"
@@ -25,13 +26,13 @@ GC_THRESHOLDS = (20_000, 20, 20)  # CPython's defaults are (700, 10, 10)
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     settings.require_verification()
-    if not settings.redis_url:
+    if not settings.redis_configured:
         raise SystemExit("REDIS_URL: not set (orderhooks dev starts an embedded Redis and sets it)")
     logs.configure(settings.log_format, settings.log_level)
-    redis = connect(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    redis = redis_client(settings, socket_connect_timeout=2, socket_timeout=5)
     ctx = Context.create(settings, redis=redis, load=False)
 
-    aredis = connect_async(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    aredis = redis_client_async(settings, socket_connect_timeout=2, socket_timeout=5)
 
     async def store(deliveries: Sequence[Delivery]) -> list[bool]:
         return await store_deliveries_async(aredis, ctx.redis, ctx.keys, ctx.queue, deliveries, settings.event_ttl)

@@ -1,0 +1,93 @@
+"""Connections to Redis: one Redis (`REDIS_URL`) or the primary that Redis Sentinel names
+(`REDIS_SENTINELS` + `REDIS_SENTINEL_MASTER`).
+
+Every process connects through `redis_client` / `redis_client_async`. Through Sentinel, a connection
+asks the sentinels for the primary's address each time it connects, so a failover is followed by
+itself: connections to the old primary fail (and the request or job fails with them), new ones reach
+the promoted replica.
+"""
+
+from __future__ import annotations
+
+from redis import Redis
+from redis.asyncio import Connection as AsyncConnection
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelManagedConnection
+from redis.connection import HiredisRespSerializer
+from redis.sentinel import Sentinel
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from orderhooks.config import ConfigError, Settings
+
+CONNECT_TIMEOUT = 5  # a Redis host that stopped answering must not hang us
+# Sentinels answer "where is the primary?" from memory: one that takes longer is skipped for the next.
+SENTINEL_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
+
+
+def _options(kwargs: dict) -> dict:
+    return {"socket_connect_timeout": CONNECT_TIMEOUT, "health_check_interval": 10, "socket_keepalive": True,
+            **kwargs}
+
+
+def connect(url: str, **kwargs) -> Redis:
+    return Redis.from_url(url, **_options(kwargs))
+
+
+class _HiredisPacker:
+    """redis.asyncio packs commands in Python, about an argument at a time; the synchronous
+    client's hiredis packer does it in C, which matters for the receiver's large group writes."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args):
+        return self._packer.pack(*args)
+
+
+class _HiredisPacking(_HiredisPacker, AsyncConnection):
+    pass
+
+
+class _HiredisSentinelPacking(_HiredisPacker, AsyncSentinelManagedConnection):
+    pass
+
+
+def connect_async(url: str, **kwargs) -> AsyncRedis:
+    return AsyncRedis.from_url(url, connection_class=_HiredisPacking, **_options(kwargs))
+
+
+def _require(settings: Settings) -> None:
+    if not settings.redis_configured:
+        raise ConfigError("REDIS_URL: not set (or REDIS_SENTINELS with REDIS_SENTINEL_MASTER)")
+
+
+def redis_client(settings: Settings, **kwargs) -> Redis:
+    """The synchronous client for the configured Redis (its primary, through Sentinel)."""
+    _require(settings)
+    if settings.redis_sentinels:
+        sentinel = Sentinel(list(settings.redis_sentinels), sentinel_kwargs=dict(SENTINEL_OPTIONS),
+                            **_options(kwargs))
+        return sentinel.master_for(settings.redis_sentinel_master)
+    return connect(settings.redis_url, **kwargs)
+
+
+def redis_client_async(settings: Settings, **kwargs) -> AsyncRedis:
+    """The asyncio client for the configured Redis (its primary, through Sentinel)."""
+    _require(settings)
+    if settings.redis_sentinels:
+        sentinel = AsyncSentinel(list(settings.redis_sentinels), sentinel_kwargs=dict(SENTINEL_OPTIONS),
+                                 **_options(kwargs))
+        return sentinel.master_for(settings.redis_sentinel_master, connection_class=_HiredisSentinelPacking)
+    return connect_async(settings.redis_url, **kwargs)
+
+
+def rq_pipeline(redis: Redis):
+    """A MULTI/EXEC pipeline already in multi mode, as RQ expects when handed a pipeline."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.multi()
+    return pipe
+
+
+def make_queue(redis: Redis, settings: Settings) -> Queue:
+    return Queue(settings.queue, connection=redis, serializer=JSONSerializer)
