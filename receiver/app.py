@@ -35,7 +35,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     aredis = redis_client_async(settings, socket_connect_timeout=2, socket_timeout=5)
 
     async def store(deliveries: Sequence[Delivery]) -> list[bool]:
-        return await store_deliveries_async(aredis, ctx.redis, ctx.keys, ctx.queue, deliveries, settings.event_ttl)
+        return await store_deliveries_async(aredis, ctx.redis, ctx.keys, ctx.queue, deliveries, settings.event_ttl,
+                                            settings.min_replicas, settings.replica_timeout_ms)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):

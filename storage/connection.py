@@ -9,7 +9,9 @@ the promoted replica.
 
 from __future__ import annotations
 
-from redis import Redis
+from collections.abc import Sequence
+
+from redis import Redis, RedisError, ResponseError
 from redis.asyncio import Connection as AsyncConnection
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
@@ -80,6 +82,68 @@ def redis_client_async(settings: Settings, **kwargs) -> AsyncRedis:
                                  **_options(kwargs))
         return sentinel.master_for(settings.redis_sentinel_master, connection_class=_HiredisSentinelPacking)
     return connect_async(settings.redis_url, **kwargs)
+
+
+class NotEnoughReplicas(RedisError):
+    """Fewer replicas than required acknowledged a write within the time allowed."""
+
+    def __init__(self, acknowledged: int, required: int) -> None:
+        super().__init__(f"{acknowledged} of {required} replica(s) acknowledged the write")
+        self.acknowledged = acknowledged
+        self.required = required
+
+
+async def execute_replicated(aredis: AsyncRedis, commands: Sequence[tuple[tuple, dict]], replicas: int = 0,
+                             timeout_ms: int = 1000) -> list:
+    """Send `commands` ((args, options) pairs, as a pipeline stacks them) as one MULTI/EXEC and, with
+    `replicas`, `WAIT replicas timeout_ms` right behind it on the same connection, all in one round trip;
+    return EXEC's replies, raw.
+
+    Raises the first error of a command, or `NotEnoughReplicas`. WAIT counts the replicas that hold
+    everything this connection wrote, so it is never sent again on another connection (after a failover it
+    would answer at once): a connection lost or cut short meanwhile is dropped and its error raised.
+    """
+    pool = aredis.connection_pool
+    conn = await pool.get_connection()
+    try:
+        packed = [("MULTI",), *(args for args, _ in commands), ("EXEC",)]
+        if replicas:
+            packed.append(("WAIT", replicas, timeout_ms))
+        await conn.send_packed_command(conn.pack_commands(packed))
+        errors: list[Exception] = []
+        replies = []
+        for _ in packed:  # every reply is read, errors or not, so that the connection stays in step
+            try:
+                replies.append(await conn.read_response())
+            except ResponseError as exc:
+                errors.append(exc)
+                replies.append(exc)
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
+    results = replies[len(commands) + 1]
+    if errors or isinstance(results, Exception):
+        raise errors[0]
+    for item in results:
+        if isinstance(item, Exception):
+            raise item
+    if replicas and replies[-1] < replicas:
+        raise NotEnoughReplicas(replies[-1], replicas)
+    return results
+
+
+def replicas_problem(redis: Redis, required: int) -> str | None:
+    """None when at least `required` replicas are connected to the primary (`INFO replication`, cheap);
+    else what is missing ("1 replica needed, 0 connected")."""
+    try:
+        connected = int(redis.info("replication").get("connected_slaves", 0))
+    except RedisError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if connected >= required:
+        return None
+    return f"{required} replica{'s' if required > 1 else ''} needed, {connected} connected"
 
 
 def rq_pipeline(redis: Redis):
