@@ -94,11 +94,15 @@ class NotEnoughReplicas(RedisError):
 
 
 async def execute_replicated(aredis: AsyncRedis, commands: Sequence[tuple[tuple, dict]], replicas: int = 0,
-                             timeout_ms: int = 1000) -> list:
+                             timeout_ms: int = 1000, wait_for: int = 0) -> list:
     """Send `commands` ((args, options) pairs, as a pipeline stacks them) as one MULTI/EXEC and, with
-    `replicas`, `WAIT replicas timeout_ms` right behind it on the same connection, all in one round trip;
-    return EXEC's replies, raw.
+    `replicas`, `WAIT` right behind it on the same connection, all in one round trip; return EXEC's
+    replies, raw.
 
+    The WAIT asks for `wait_for` replicas (at least `replicas`: pass every replica connected), like
+    Kafka's acks=all: Sentinel promotes the replica it last saw furthest ahead, and its view can be a
+    second old, so a write held by some replicas only could be lost with a promotion. Only after
+    `timeout_ms` do `replicas` acknowledgements suffice (a replica that far behind is not waited for).
     Raises the first error of a command, or `NotEnoughReplicas`. WAIT counts the replicas that hold
     everything this connection wrote, so it is never sent again on another connection (after a failover it
     would answer at once): a connection lost or cut short meanwhile is dropped and its error raised.
@@ -108,7 +112,7 @@ async def execute_replicated(aredis: AsyncRedis, commands: Sequence[tuple[tuple,
     try:
         packed = [("MULTI",), *(args for args, _ in commands), ("EXEC",)]
         if replicas:
-            packed.append(("WAIT", replicas, timeout_ms))
+            packed.append(("WAIT", max(replicas, wait_for), timeout_ms))
         await conn.send_packed_command(conn.pack_commands(packed))
         errors: list[Exception] = []
         replies = []
@@ -134,11 +138,16 @@ async def execute_replicated(aredis: AsyncRedis, commands: Sequence[tuple[tuple,
     return results
 
 
+def connected_replicas(info: dict) -> int:
+    """How many replicas `INFO replication` (parsed) says are connected."""
+    return int(info.get("connected_slaves", 0))
+
+
 def replicas_problem(redis: Redis, required: int) -> str | None:
     """None when at least `required` replicas are connected to the primary (`INFO replication`, cheap);
     else what is missing ("1 replica needed, 0 connected")."""
     try:
-        connected = int(redis.info("replication").get("connected_slaves", 0))
+        connected = connected_replicas(redis.info("replication"))
     except RedisError as exc:
         return f"{type(exc).__name__}: {exc}"
     if connected >= required:

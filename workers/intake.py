@@ -196,17 +196,19 @@ def store_deliveries(
 
 async def store_deliveries_async(
     aredis: AsyncRedis, redis: Redis, keys: Keys, queue: Queue, deliveries: Sequence[Delivery], ttl: int,
-    replicas: int = 0, replica_timeout_ms: int = 1000,
+    replicas: int = 0, replica_timeout_ms: int = 1000, connected: int = 0,
 ) -> list[bool]:
     """`store_deliveries` on an asyncio connection: the same commands, sent without blocking the loop.
 
     The commands are staged on `redis` (RQ builds its job on a synchronous pipeline, which sends
     nothing before `execute`) and sent through `aredis`. With `replicas`, the group counts as stored
-    only once that many replicas acknowledged it (`WAIT`), else `NotEnoughReplicas` is raised. A
+    only once the `connected` replicas acknowledged it (`WAIT`), or at least `replicas` of them within
+    `replica_timeout_ms`, else `NotEnoughReplicas` is raised (`storage.connection.execute_replicated`). A
     duplicate's own small write (its delivery count) makes the `WAIT` cover the original's write too,
     which may have reached the primary alone.
     """
     staged = stage_deliveries(redis, keys, queue, deliveries, ttl)
     commands = list(staged.command_stack)
     staged.reset()
-    return stored_flags(await execute_replicated(aredis, commands, replicas, replica_timeout_ms), len(deliveries))
+    results = await execute_replicated(aredis, commands, replicas, replica_timeout_ms, wait_for=connected)
+    return stored_flags(results, len(deliveries))

@@ -38,16 +38,21 @@ def _start_primary(tmp_path) -> Server:
     return server.start(*_data_args(server))
 
 
-def _start_replica(tmp_path, primary: Server) -> Server:
-    replica = Server(tmp_path / "replica", "replica")
+def _start_replica(tmp_path, primary: Server, name: str = "replica") -> Server:
+    replica = Server(tmp_path / name, name)
     replica.start(*_data_args(replica), "--replicaof", "127.0.0.1", str(primary.port))
     client = primary.client()
     deadline = time.monotonic() + 20
-    while client.info("replication").get("slave0", {}).get("state") != "online":
+    while not _online(client.info("replication"), replica.port):
         assert time.monotonic() < deadline, "replica did not come online"
         time.sleep(0.05)
     client.close()
     return replica
+
+
+def _online(info: dict, port: int) -> bool:
+    return any(info.get(f"slave{i}", {}).get("port") == port and info[f"slave{i}"].get("state") == "online"
+               for i in range(info.get("connected_slaves", 0)))
 
 
 def _receiver(primary: Server, **extra: str):
@@ -148,3 +153,31 @@ def test_every_answer_comes_within_five_seconds_and_a_lost_wait_is_a_503(stack_p
         stop(web)
         replica.stop()
         primary.stop()
+
+
+def test_every_connected_replica_is_waited_for_and_n_suffice_after_the_timeout(stack_post, tmp_path):
+    """Sentinel may promote any replica, so a 2xx waits for all those connected; one that lags past
+    ORDERHOOKS_REPLICA_TIMEOUT_MS is not waited for longer when N others hold the write."""
+    primary = _start_primary(tmp_path)
+    ahead = _start_replica(tmp_path, primary, "ahead")
+    behind = _start_replica(tmp_path, primary, "behind")
+    web, url = _receiver(primary, ORDERHOOKS_MIN_REPLICAS="1", ORDERHOOKS_REPLICA_TIMEOUT_MS="1500")
+    paused = behind.client()
+    try:
+        started = time.monotonic()
+        assert stack_post(url, "orders/create", str(uuid.uuid4())).status_code == 202
+        assert time.monotonic() - started < 1.0  # both replicas acknowledge at once
+        time.sleep(1.5)  # the receiver has counted both replicas
+        paused.execute_command("CLIENT", "PAUSE", "30000", "WRITE")
+        event_id = str(uuid.uuid4())
+        started = time.monotonic()
+        r = stack_post(url, "orders/create", event_id)
+        took = time.monotonic() - started
+        assert r.status_code == 202 and 1.4 < took < 3.0, (r.status_code, took)
+        assert _stored(ahead, event_id) and not _stored(behind, event_id)
+    finally:
+        paused.execute_command("CLIENT", "UNPAUSE")
+        paused.close()
+        stop(web)
+        for server in (behind, ahead, primary):
+            server.stop()
