@@ -219,3 +219,66 @@ def test_without_replica_acknowledgement_losing_the_primary_loses_acknowledged_d
     print(f"\nmin_replicas=0: {len(acknowledged)} acknowledged, {len(lost)} of them lost with the primary")
     assert lost
     client.close()
+
+
+def test_dev_and_the_cli_find_the_primary_through_the_sentinels(tmp_path):
+    """`orderhooks dev` starts no embedded Redis when REDIS_SENTINELS is set; one-shot commands follow a
+    failover without being told."""
+    import os
+    import signal
+
+    from orderhooks.embedded import free_port
+
+    cluster = SentinelCluster(tmp_path / "redis").start()
+    data_dir, port = tmp_path / "data", free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("REDIS_URL", "ORDERHOOKS_SECRETS", "ORDERHOOKS_API_TOKEN", "ORDERHOOKS_HANDLERS")}
+    env |= cluster.env() | {"ORDERHOOKS_DATA_DIR": str(data_dir), "PORT": str(port), "PYTHONPATH": str(ROOT),
+                            "ORDERHOOKS_LOG_FORMAT": "json", "ORDERHOOKS_LOG_LEVEL": "warning"}
+    out_path = tmp_path / "dev.log"
+    with open(out_path, "wb") as out:
+        dev = subprocess.Popen([sys.executable, "-m", "orderhooks.cli", "dev"], env=env, cwd=tmp_path,
+                               stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "orderhooks.cli", *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+
+    try:
+        def ready():
+            assert dev.poll() is None, out_path.read_text()
+            try:
+                return httpx.get(url + "/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, 60, interval=0.2, what="orderhooks dev to start")
+        assert not (data_dir / "redis.url").exists()  # no embedded Redis
+        assert f"orderhooks via sentinels {cluster.sentinel_addresses}" in " ".join(out_path.read_text().split())
+        secret = (data_dir / "dev-secret").read_text().strip()
+        event_id, body = _delivery("orders/create", "4242")
+        headers = _headers("orders/create", event_id, body) | {
+            "X-Genstore-Hmac-Sha256": genstore_signature(secret_bytes(secret), body)}
+        assert httpx.post(url + "/webhooks/genstore", content=body, headers=headers, timeout=5).status_code == 202
+        primary = cluster.primary().client()
+        wait_for(lambda: _status(primary, event_id) == b"processed", 20, what="the event to be processed")
+        primary.close()
+        cluster.wait_replicas(cluster.first_primary, 2)
+
+        cluster.first_primary.kill()
+        cluster.wait_failover(30)
+        listed = cli("events", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert [e["id"] for e in json.loads(listed.stdout)] == [event_id]
+        shown = cli("event", event_id)
+        assert shown.returncode == 0 and event_id in shown.stdout, shown.stderr
+        shops = cli("shops", "list", "--json")
+        assert shops.returncode == 0, shops.stderr
+    finally:
+        dev.send_signal(signal.SIGINT)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+        cluster.stop()
