@@ -32,43 +32,41 @@ def _settings() -> Settings:
         sys.exit(2)
 
 
-def _redis_url(settings: Settings) -> str:
-    if settings.redis_url:
+def _redis_url(settings: Settings) -> str | None:
+    """REDIS_URL, or the embedded Redis of an `orderhooks dev` running here; None with Sentinel."""
+    if settings.redis_url or settings.redis_sentinels:
         return settings.redis_url
     url_file = settings.data_dir / "redis.url"
     if url_file.exists():
         return url_file.read_text().strip()
     _fail(f"configuration error: REDIS_URL: not set, and no `orderhooks dev` is running with its data in "
-          f"{settings.data_dir} (start it here, or set REDIS_URL)", 2)
+          f"{settings.data_dir} (start it here, or set REDIS_URL or REDIS_SENTINELS)", 2)
 
 
-def _redis_address(url: str) -> str:
-    from urllib.parse import urlsplit
+def _redis_client(settings: Settings, **options):
+    """Redis for a one-shot command (REDIS_URL, the sentinels, or a running `orderhooks dev`'s): the settings
+    with the URL found, and the client; `redis: unreachable at <address>: <reason>` and exit 1 when Redis does
+    not answer."""
+    from dataclasses import replace
 
-    where = urlsplit(url)
-    return f"{where.hostname}:{where.port or 6379}" if where.hostname else url.split("?")[0]
-
-
-def _check_redis(client, url: str) -> None:
-    """One-shot commands: `redis: unreachable at <address>: <reason>` and exit 1 when Redis does not answer."""
     import redis as redislib
 
+    from storage.connection import redis_client
+
+    settings = replace(settings, redis_url=_redis_url(settings))
+    client = redis_client(settings, **({"socket_connect_timeout": 5, "socket_timeout": 30} | options))
     try:
         client.ping()
     except redislib.RedisError as exc:
-        _fail(f"redis: unreachable at {_redis_address(url)}: {exc}", 1)
+        _fail(f"redis: unreachable at {settings.redis_address}: {exc}", 1)
+    return settings, client
 
 
 def _context():
-    from dataclasses import replace
+    from workers.context import Context
 
-    from workers.context import Context, connect
-
-    settings = _settings()
-    url = _redis_url(settings)
-    client = connect(url, socket_connect_timeout=5, socket_timeout=30)
-    _check_redis(client, url)
-    return Context.create(replace(settings, redis_url=url), redis=client, load=False)
+    settings, client = _redis_client(_settings())
+    return Context.create(settings, redis=client, load=False)
 
 
 def _dev_value(data_dir: Path, name: str, make) -> str:
@@ -99,7 +97,7 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 def dev(host: str) -> None:
-    """Run everything locally: embedded Redis (unless REDIS_URL), the receiver and a worker."""
+    """Run everything locally: embedded Redis (unless REDIS_URL or REDIS_SENTINELS), the receiver and a worker."""
     from orderhooks.embedded import EmbeddedRedis
 
     settings = _settings()
@@ -107,10 +105,10 @@ def dev(host: str) -> None:
     env = dict(os.environ)
     embedded = None
     url_file = settings.data_dir / "redis.url"
-    if not settings.redis_url:
+    if not settings.redis_configured:
         embedded = EmbeddedRedis(settings.data_dir).start()
         env["REDIS_URL"] = embedded.url
-    else:  # the read commands in another shell here find it, as they find an embedded one
+    elif settings.redis_url:  # the read commands in another shell here find it, as they find an embedded one
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         url_file.write_text(settings.redis_url)
     if not settings.secrets and not settings.insecure_no_verify:
@@ -141,7 +139,8 @@ def dev(host: str) -> None:
     # Plain lines, never wrapped by us: a command copied from here must work as it is, at any width.
     click.echo("\n".join([
         "orderhooks dev is running",
-        f"  Redis          {env['REDIS_URL']}" + (f"  (embedded, AOF under {settings.data_dir})" if embedded else ""),
+        f"  Redis          {env.get('REDIS_URL') or settings.redis_address}"
+        + (f"  (embedded, AOF under {settings.data_dir})" if embedded else ""),
         f"  Register       {url}/webhooks/genstore",
         f"  Inspector      {url}/ui  (sign in with the API token)",
         f"  Secret         {secret_note}",
@@ -261,8 +260,8 @@ def web(host: str, port: int | None) -> None:
     try:
         settings = Settings.from_env()
         settings.require_verification()
-        if not settings.redis_url:
-            raise ConfigError("REDIS_URL: not set")
+        if not settings.redis_configured:
+            raise ConfigError("REDIS_URL: not set (or REDIS_SENTINELS with REDIS_SENTINEL_MASTER)")
     except ConfigError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
@@ -273,7 +272,7 @@ def web(host: str, port: int | None) -> None:
             detail=f"secret {position} has a key shorter than {MIN_SECRET_BYTES} bytes; use 32 random bytes")
     from receiver.server import DeadlineHttpToolsProtocol
 
-    _say_where(host, port or settings.port, settings.redis_url)
+    _say_where(host, port or settings.port, settings)
     uvicorn.run(
         "receiver.app:create_app", factory=True, host=host, port=port or settings.port,
         workers=settings.web_concurrency, log_level="warning", access_log=False,
@@ -283,20 +282,20 @@ def web(host: str, port: int | None) -> None:
     )
 
 
-def _say_where(host: str, port: int, redis_url: str) -> None:
+def _say_where(host: str, port: int, settings: Settings) -> None:
     """One line at start: where the receiver listens, and whether Redis answered."""
     import redis as redislib
 
-    from workers.context import connect
+    from storage.connection import redis_client
 
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     try:
-        connect(redis_url, socket_connect_timeout=2, socket_timeout=2).ping()
+        redis_client(settings, socket_connect_timeout=2, socket_timeout=2).ping()
         state = "answered"
     except redislib.RedisError as exc:
         state = f"is unreachable ({exc}): deliveries get 503 until it answers"
     click.echo(f"orderhooks web: listening on http://{shown}:{port} (bound to {host}); "
-               f"Redis at {_redis_address(redis_url)} {state}", err=True)
+               f"Redis at {settings.redis_address} {state}", err=True)
 
 
 @main.command()
@@ -310,8 +309,8 @@ def worker(burst: bool, processes: int) -> None:
     from workers.runner import run_worker
 
     settings = _settings()
-    if not settings.redis_url:
-        err.print("configuration error: REDIS_URL: not set")
+    if not settings.redis_configured:
+        err.print("configuration error: REDIS_URL: not set (or REDIS_SENTINELS with REDIS_SENTINEL_MASTER)")
         sys.exit(2)
     if processes > 1:
         args = [sys.executable, "-m", "orderhooks.cli", "worker"] + (["--burst"] if burst else [])
@@ -664,19 +663,14 @@ def _shops_settings() -> Settings:
     except ConfigError as exc:
         _fail(f"configuration error: {exc}", 2)
     key_file = settings.data_dir / DEV_SECRET_KEY_FILE
-    if not settings.secret_key and not settings.redis_url and key_file.exists():
+    if not settings.secret_key and not settings.redis_configured and key_file.exists():
         settings = replace(settings, secret_key=(key_file.read_text().strip(),))
     return settings
 
 
 def _shops_redis(settings: Settings):
     """Redis for a one-shot command: `redis: unreachable at <address>: <reason>` and exit 1 when it is away."""
-    from workers.context import connect
-
-    url = _redis_url(settings)
-    client = connect(url, socket_connect_timeout=5, socket_timeout=10)
-    _check_redis(client, url)
-    return client
+    return _redis_client(settings, socket_timeout=10)[1]
 
 
 def _when(moment: float | None) -> str:

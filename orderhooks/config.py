@@ -111,6 +111,18 @@ def _delays(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tupl
     return delays
 
 
+def _sentinels(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
+    """`host:port,host:port`: the Redis Sentinels to ask for the primary."""
+    out = []
+    for part in _list(env, name):
+        host, sep, port = part.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name}: expected host:port[,host:port...], got {part!r}")
+        out.append((host, int(port)))
+    return tuple(out)
+
+
 def _fernet_keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """Comma-separated Fernet keys: each 32 bytes in URL-safe base64, as `Fernet.generate_key()` makes them."""
     keys = _list(env, name)
@@ -154,6 +166,22 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _redis_location(env: Mapping[str, str]) -> dict:
+    """REDIS_URL, or REDIS_SENTINELS with REDIS_SENTINEL_MASTER; never both."""
+    url = _redis_url(env)
+    sentinels = _sentinels(env, "REDIS_SENTINELS")
+    master = env.get("REDIS_SENTINEL_MASTER", "").strip() or None
+    if url and sentinels:
+        raise ConfigError("REDIS_URL, REDIS_SENTINELS: both are set; set REDIS_URL for one Redis, or "
+                          "REDIS_SENTINELS with REDIS_SENTINEL_MASTER for Sentinel, not both")
+    if sentinels and not master:
+        raise ConfigError("REDIS_SENTINEL_MASTER: not set; REDIS_SENTINELS needs the name of the primary "
+                          "the sentinels monitor")
+    if master and not sentinels:
+        raise ConfigError("REDIS_SENTINELS: not set; REDIS_SENTINEL_MASTER needs the sentinels' host:port list")
+    return {"redis_url": url, "redis_sentinels": sentinels, "redis_sentinel_master": master}
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None = None
@@ -189,6 +217,12 @@ class Settings:
     # before the last successful run's start.
     reconcile_every: int = 3600
     reconcile_overlap: int = 300
+    # Redis Sentinel, instead of REDIS_URL: the sentinels' addresses and the name of the primary they watch.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+    # A 2xx only once this many replicas acknowledged the delivery's write (Redis WAIT), within the timeout.
+    min_replicas: int = 0
+    replica_timeout_ms: int = 1000
 
     def __repr__(self) -> str:  # never show secrets or tokens
         return f"Settings(redis_url={self.redis_url!r}, prefix={self.prefix!r}, secrets=<{len(self.secrets)}>)"
@@ -212,7 +246,6 @@ class Settings:
             raise ConfigError(f"ORDERHOOKS_LOG_LEVEL: expected debug, info, warning or error, got {log_level!r}")
         return cls(
             log_level=log_level,
-            redis_url=_redis_url(env),
             data_dir=Path(env.get("ORDERHOOKS_DATA_DIR") or ".orderhooks"),
             secrets=secrets,
             secret_keys=secret_keys,
@@ -236,7 +269,27 @@ class Settings:
             secret_key=_fernet_keys(env, "ORDERHOOKS_SECRET_KEY"),
             reconcile_every=_int(env, "ORDERHOOKS_RECONCILE_EVERY", 3600, minimum=0),
             reconcile_overlap=_int(env, "ORDERHOOKS_RECONCILE_OVERLAP", 300, minimum=0),
+            **_redis_location(env),
+            min_replicas=_int(env, "ORDERHOOKS_MIN_REPLICAS", 0),
+            replica_timeout_ms=_int(env, "ORDERHOOKS_REPLICA_TIMEOUT_MS", 1000, minimum=1),
         )
+
+    @property
+    def redis_configured(self) -> bool:
+        """REDIS_URL or the sentinels are set (else `orderhooks dev` runs an embedded Redis)."""
+        return bool(self.redis_url or self.redis_sentinels)
+
+    @property
+    def redis_address(self) -> str:
+        """Where Redis is, for messages (no password)."""
+        if self.redis_sentinels:
+            return f"{self.redis_sentinel_master} via sentinels " + ",".join(f"{h}:{p}" for h, p in
+                                                                            self.redis_sentinels)
+        from urllib.parse import urlsplit
+
+        url = self.redis_url or ""
+        where = urlsplit(url)
+        return f"{where.hostname}:{where.port or 6379}" if where.hostname else url.split("?")[0]
 
     def weak_secrets(self) -> list[int]:
         """1-based positions in ORDERHOOKS_SECRETS of keys shorter than MIN_SECRET_BYTES (warned about at start)."""

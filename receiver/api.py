@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from storage.connection import replicas_problem
 from workers import queries
 from workers.context import RedisState, redis_problem
 from workers.keys import STATUSES
@@ -220,10 +221,13 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """200 when Redis takes writes; 503 `{"status": "unavailable", "redis": reason}` when it is unreachable or
-    refuses writes (full under `noeviction`, a read-only replica, loading, ...), logged once per change."""
+    """200 when Redis takes writes; 503 `{"status": "unavailable", "redis": reason}` when it is unreachable,
+    refuses writes (full under `noeviction`, a read-only replica, loading, ...) or has fewer replicas connected
+    than ORDERHOOKS_MIN_REPLICAS, logged once per change."""
     ctx = request.app.state.ctx
     problem = await run_in_threadpool(redis_problem, ctx.redis, ctx.keys.probe)
+    if not problem and ctx.settings.min_replicas:
+        problem = await run_in_threadpool(replicas_problem, ctx.redis, ctx.settings.min_replicas)
     if problem:
         _redis_state.failed(problem)
         return JSONResponse({"status": "unavailable", "redis": problem}, status_code=503,

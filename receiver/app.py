@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 from collections.abc import Sequence
@@ -15,30 +16,51 @@ from orderhooks.config import Settings
 from receiver import api, convertors, metrics, openapi, ui  # noqa: F401 (convertors registers `anything`)
 from receiver.groupcommit import GroupWriter
 from receiver.intake import genstore_webhook
-from workers.context import Context, connect, connect_async
+from storage.connection import connected_replicas, redis_client, redis_client_async
+from workers.context import Context
 from workers.intake import Delivery, store_deliveries_async
 
 API = "/api/202412"
 GC_THRESHOLDS = (20_000, 20, 20)  # CPython's defaults are (700, 10, 10)
 
 
+class ReplicaWatch:
+    """How many replicas the primary has, looked up once a second: each group's WAIT asks for all of them."""
+
+    def __init__(self, aredis, required: int) -> None:
+        self.aredis = aredis
+        self.connected = required
+
+    async def run(self) -> None:
+        while True:
+            try:
+                self.connected = connected_replicas(await self.aredis.info("replication"))
+            except Exception:  # Redis away: the stores say so; keep the last count
+                pass
+            await asyncio.sleep(1.0)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     settings.require_verification()
-    if not settings.redis_url:
+    if not settings.redis_configured:
         raise SystemExit("REDIS_URL: not set (orderhooks dev starts an embedded Redis and sets it)")
     logs.configure(settings.log_format, settings.log_level)
-    redis = connect(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    redis = redis_client(settings, socket_connect_timeout=2, socket_timeout=5)
     ctx = Context.create(settings, redis=redis, load=False)
 
-    aredis = connect_async(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    aredis = redis_client_async(settings, socket_connect_timeout=2, socket_timeout=5)
+
+    replicas = ReplicaWatch(aredis, settings.min_replicas)
 
     async def store(deliveries: Sequence[Delivery]) -> list[bool]:
-        return await store_deliveries_async(aredis, ctx.redis, ctx.keys, ctx.queue, deliveries, settings.event_ttl)
+        return await store_deliveries_async(aredis, ctx.redis, ctx.keys, ctx.queue, deliveries, settings.event_ttl,
+                                            settings.min_replicas, settings.replica_timeout_ms, replicas.connected)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         app.state.writer = GroupWriter(store, settings.intake_batch)
+        watching = asyncio.create_task(replicas.run()) if settings.min_replicas else None
         # Each delivery allocates a few thousand short-lived objects (its parsed body, the models);
         # the cyclic collector need not rescan the modules and app built at start-up each time.
         gc.freeze()
@@ -46,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            if watching:
+                watching.cancel()
             await app.state.writer.close()
             await aredis.aclose()
             redis.close()

@@ -5,6 +5,7 @@ A 2xx is sent only once the delivery is durably in Redis.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 
@@ -20,6 +21,9 @@ from workers.intake import Delivery, make_delivery
 log = structlog.get_logger("orderhooks.intake")
 
 RETRY_AFTER = "5"
+# Every delivery is answered within 5 s of its body: what is not stored by then gets a 503 (a sender's
+# timeout would make it retry anyway, without knowing).
+ANSWER_WITHIN = 4.5
 RECORDED_HEADERS = (
     "x-genstore-topic", "x-genstore-shop-domain", "x-genstore-event-id", "x-genstore-webhook-id",
     "x-genstore-triggered-at", "x-genstore-api-version", "webhook-id", "webhook-timestamp",
@@ -127,6 +131,7 @@ async def genstore_webhook(request: Request) -> JSONResponse:
                        headers={"Connection": "close"})
     except ClientDisconnect:
         return _answer("disconnected", 400, {"error": "client disconnected"}, topic)
+    received = time.perf_counter()
     twice = duplicated_header(request.headers)
     if twice:
         return _answer("bad_request", 400, {"error": f"header {twice} sent more than once"}, topic)
@@ -141,9 +146,10 @@ async def genstore_webhook(request: Request) -> JSONResponse:
     delivery: Delivery = make_delivery(event_id, topic, shop, body, headers=recorded_headers(request.headers))
     context = {"event_id": event_id, "topic": topic, "shop": shop, "order_id": delivery.order_id}
     try:
-        stored = await state.writer.submit(delivery)
-    except redis.RedisError as exc:
-        log.warning("delivery_unavailable", **context, error=type(exc).__name__)
+        stored = await asyncio.wait_for(state.writer.submit(delivery),
+                                        ANSWER_WITHIN - (time.perf_counter() - received))
+    except (redis.RedisError, TimeoutError) as exc:
+        log.warning("delivery_unavailable", **context, error=type(exc).__name__, detail=str(exc)[:200])
         return _answer("unavailable", 503, {"error": "storage unavailable, retry later"}, topic,
                        headers={"Retry-After": RETRY_AFTER})
     metrics.ACK_SECONDS.observe(time.perf_counter() - started)

@@ -26,7 +26,7 @@ from rq import Queue
 from rq.job import Job
 
 from schemas import TOPICS, NormalizationError, NormalizedEvent, normalize
-from workers.context import rq_pipeline
+from storage.connection import execute_replicated, rq_pipeline
 from workers.keys import GENSTORE, Keys, event_ref, shop_member
 from workers.scripts import STORE_EVENTS
 
@@ -197,16 +197,20 @@ def store_deliveries(
 
 
 async def store_deliveries_async(
-    aredis: AsyncRedis, redis: Redis, keys: Keys, queue: Queue, deliveries: Sequence[Delivery], ttl: int
+    aredis: AsyncRedis, redis: Redis, keys: Keys, queue: Queue, deliveries: Sequence[Delivery], ttl: int,
+    replicas: int = 0, replica_timeout_ms: int = 1000, connected: int = 0,
 ) -> list[bool]:
     """`store_deliveries` on an asyncio connection: the same commands, sent without blocking the loop.
 
     The commands are staged on `redis` (RQ builds its job on a synchronous pipeline, which sends
-    nothing before `execute`) and sent through `aredis`.
+    nothing before `execute`) and sent through `aredis`. With `replicas`, the group counts as stored
+    only once the `connected` replicas acknowledged it (`WAIT`), or at least `replicas` of them within
+    `replica_timeout_ms`, else `NotEnoughReplicas` is raised (`storage.connection.execute_replicated`). A
+    duplicate's own small write (its delivery count) makes the `WAIT` cover the original's write too,
+    which may have reached the primary alone.
     """
     staged = stage_deliveries(redis, keys, queue, deliveries, ttl)
-    pipe = aredis.pipeline(transaction=True)
-    for args, options in staged.command_stack:
-        pipe.pipeline_execute_command(*args, **options)
+    commands = list(staged.command_stack)
     staged.reset()
-    return stored_flags(await pipe.execute(), len(deliveries))
+    results = await execute_replicated(aredis, commands, replicas, replica_timeout_ms, wait_for=connected)
+    return stored_flags(results, len(deliveries))

@@ -197,6 +197,10 @@ class _Scheduler:
     def __init__(self, ctx: Context) -> None:
         self.rq = RQScheduler([ctx.queue], connection=ctx.redis, serializer=JSONSerializer,
                               logging_level="WARNING")
+        # RQ's scheduler rebuilds its connection from the client's connection class and keyword arguments
+        # (for the process it forks) under a plain ConnectionPool; a Sentinel-managed connection needs its
+        # Sentinel pool to find the primary, so the scheduler is given the worker's own client instead.
+        self.rq._connection = ctx.redis
 
     def tick(self) -> None:
         if self.rq.acquired_locks:

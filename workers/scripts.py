@@ -20,6 +20,8 @@ for i = 1, (#KEYS - 2) / 4 do
   local k = 2 + (i - 1) * 4
   local a = 2 + (i - 1) * 4
   if redis.call('EXISTS', KEYS[k + 1]) == 1 then
+    -- Counted: a write of the duplicate's own, so that a WAIT after it also covers the original's.
+    redis.call('HINCRBY', KEYS[k + 1], 'deliveries', 1)
     out[i] = 0
   else
     local meta = cjson.decode(ARGV[a])

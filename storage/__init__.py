@@ -1,0 +1,1 @@
+"""Storage: how both processes reach Redis and keep their records there."""
