@@ -163,9 +163,21 @@ def run_worker(ctx: Context, burst: bool = False, name: str | None = None) -> No
             signal.signal(s, handler)
 
 
+class _Worker(SimpleWorker):
+    """RQ's worker, stopping promptly: RQ polls its pubsub thread every 60 s, and redis-py (8+) joins that
+    thread on stop, so a warm shutdown could wait up to a minute for it."""
+
+    def subscribe(self) -> None:
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=0.5, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
+
+
 def _work(ctx: Context, burst: bool, name: str | None) -> None:
     # Maintenance (restarting a scheduler lost with Redis, cleaning registries) every minute, not ten.
-    worker = SimpleWorker([ctx.queue], connection=ctx.redis, serializer=JSONSerializer, name=name,
+    worker = _Worker([ctx.queue], connection=ctx.redis, serializer=JSONSerializer, name=name,
                           maintenance_interval=60)
     stop = threading.Event()
     thread = threading.Thread(target=_background, args=(ctx, worker.name, stop), daemon=True, name="sweeper")
