@@ -50,8 +50,25 @@ def test_scrape_shows_queue_state_worker_counts_and_receiver_metrics(ctx):
     assert s[("orderhooks_queue_depth", ())] == 3
     assert 119 <= s[("orderhooks_oldest_queued_age_seconds", ())] < 130
     assert s[("orderhooks_handler_calls_total", (("handler", "app.ship"), ("outcome", "failed")))] == 1
-    assert ("orderhooks_delivery_to_processed_seconds_count", ()) in s
-    assert any(name == "orderhooks_ack_seconds_count" for name, _ in s)
+    assert s[("orderhooks_delivery_to_processed_seconds_count", ())] == 0, "no event was applied"
+    assert s[("orderhooks_handler_retries_scheduled", ())] == 0
+
+
+def test_scrape_shows_the_receiver_acknowledgement_histogram(ctx):
+    from receiver.metrics import ACK_SECONDS
+
+    before = parse(render(ctx))
+    ACK_SECONDS.observe(0.004)
+    after = parse(render(ctx))
+
+    def grew(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after[key] - before.get(key, 0.0)
+
+    assert grew("orderhooks_ack_seconds_count") == 1
+    assert grew("orderhooks_ack_seconds_bucket", le="0.0025") == 0
+    assert grew("orderhooks_ack_seconds_bucket", le="0.005") == 1
+    assert abs(grew("orderhooks_ack_seconds_sum") - 0.004) < 1e-9
 
 
 def test_scrape_without_redis_still_answers(ctx):
