@@ -73,6 +73,7 @@ def test_without_the_package_no_handler_is_loaded(ctx):
     assert worker.registry.all() == []
 
 
+@pytest.mark.e2e
 def test_a_worker_process_runs_the_installed_package_handlers(site, tmp_path, redis_url):
     """The same through `orderhooks worker --burst`, the package found on the process's own path."""
     import os
