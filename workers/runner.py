@@ -164,15 +164,15 @@ def run_worker(ctx: Context, burst: bool = False, name: str | None = None) -> No
 
 
 class _Worker(SimpleWorker):
-    """RQ's worker, stopping promptly: RQ polls its pubsub thread every 60 s, and redis-py (8+) joins that
-    thread on stop, so a warm shutdown could wait up to a minute for it."""
+    """RQ's worker, stopping promptly: redis-py 8's PubSubWorkerThread.stop() joins the pubsub thread, which
+    can be waiting up to 60 s (RQ's poll) for a subscription that will not come, so a warm shutdown stalled."""
 
-    def subscribe(self) -> None:
-        self.pubsub = self.connection.pubsub()
-        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
-        self.pubsub_thread = self.pubsub.run_in_thread(
-            sleep_time=0.5, daemon=True, exception_handler=self._pubsub_exception_handler
-        )
+    def unsubscribe(self) -> None:
+        if self.pubsub_thread:
+            self.pubsub.unsubscribe()
+            self.pubsub_thread._running.clear()  # what stop() does, without its unbounded join
+            self.pubsub_thread.join(timeout=1)  # a daemon thread: a poll still running ends with the process
+            self.pubsub.close()
 
 
 def _work(ctx: Context, burst: bool, name: str | None) -> None:

@@ -11,7 +11,7 @@ from tests.support.stack import wait_for
 from workers.runner import _Worker
 
 
-def test_the_pubsub_thread_stops_within_a_second_once_unsubscribed(ctx):
+def test_unsubscribing_takes_at_most_a_second_whatever_the_pubsub_thread_is_doing(ctx):
     worker = _Worker([ctx.queue], connection=ctx.redis, serializer=JSONSerializer)
     worker.subscribe()
     wait_for(lambda: worker.pubsub.subscribed, 5, what="the subscription")
@@ -20,7 +20,5 @@ def test_the_pubsub_thread_stops_within_a_second_once_unsubscribed(ctx):
     wait_for(lambda: not worker.pubsub.subscribed, 5, what="the unsubscription")
     time.sleep(0.2)
     started = time.monotonic()
-    worker.pubsub_thread.stop(timeout=10)
-    assert not worker.pubsub_thread.is_alive()
+    worker.unsubscribe()  # what RQ calls on its way out
     assert time.monotonic() - started < 2, "stopping waited out a long poll"
-    worker.pubsub.close()
