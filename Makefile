@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean bench soak fuzz
+.PHONY: run test lint install clean bench soak fuzz mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,19 +17,30 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/orderhooks dev
 
+# The whole suite, in random order (pytest-randomly prints its seed; `--randomly-seed=N` repeats an order).
+# The fast loop is `.venv/bin/pytest -m "not e2e"`.
 test: $(STAMP) browser
 	$(BIN)/ruff check .
 	cd examples/shipping-notices && $(abspath $(BIN))/pytest -q
 	$(BIN)/pytest -q
 
+# Mutation testing of schemas/ and the read API's queries with the fast tests (see [tool.mutmut] in
+# pyproject.toml). Long, and niced: not part of `make test`.
+mutation: $(STAMP)
+	rm -rf mutants
+	nice -n 10 $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 # Debian's chromium for the inspector's browser tests (tests/ui). Where it cannot be
 # installed, say so and go on: those tests then skip with the same message.
 APT := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n) env DEBIAN_FRONTEND=noninteractive apt-get
 .PHONY: browser
+# Under CI (CI=true) a browser that cannot be installed is an error, and so are the tests that need it.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends chromium fonts-liberation; } \
-	  >/dev/null 2>&1 || echo "could not install chromium: the browser tests will be skipped"; }
+	  >/dev/null 2>&1 || { echo "could not install chromium: the browser tests will be skipped"; \
+	                       case "$$CI" in true|1|yes) echo "CI needs them: failing"; exit 1;; esac; }; }
 
 # Benchmark against baselines run side by side (a few minutes; loopback only). Not part of `make test`.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -51,4 +62,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .orderhooks .pytest_cache
+	rm -rf $(VENV) .orderhooks .pytest_cache mutants

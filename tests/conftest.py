@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 
 import pytest
 import redis as redislib
+import structlog
 
+from orderhooks import logs
 from orderhooks.config import Settings
 from orderhooks.embedded import EmbeddedRedis
 from workers.context import Context, set_context
@@ -15,6 +18,32 @@ from workers.handlers import registry
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy0xMjM0NTY3ODkw"  # base64 of secret-for-tests-1234567890
 TOKEN = "test-token-123"
+
+
+class _CurrentStderr:
+    """Whatever sys.stderr is at the moment of writing: pytest and mutmut swap and close their capture
+    streams, and a logger caches the stream it was created with."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logs_follow_stderr():
+    """In-process apps configure logging to the stderr of the moment; keep it following sys.stderr."""
+    configure = logs.configure
+
+    def following(*args, **kwargs) -> None:
+        configure(*args, **kwargs)
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()))
+
+    logs.configure = following
+    following()
+    yield
+    logs.configure = configure
 
 
 @pytest.fixture(scope="session")

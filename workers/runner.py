@@ -180,6 +180,18 @@ class _Worker(SimpleWorker):
                 self.pubsub_thread.stop(timeout=0)
             raise
 
+    def unsubscribe(self) -> None:
+        """Stop promptly: redis-py 8's PubSubWorkerThread.stop() joins the pubsub thread, which can be waiting
+        up to 60 s (RQ's poll) for a subscription that will not come, so a warm shutdown stalled."""
+        if self.pubsub_thread:
+            try:
+                self.pubsub.unsubscribe()
+            except redis.RedisError:
+                pass
+            self.pubsub_thread._running.clear()  # what stop() does, without its unbounded join
+            self.pubsub_thread.join(timeout=1)  # a daemon thread: a poll still running ends with the process
+            self.pubsub.close()
+
     def _pubsub_exception_handler(self, exc, pubsub, pubsub_thread):
         if isinstance(exc, redis.ConnectionError):  # redis-py resubscribes once back; the runner logs the loss
             time.sleep(2.0)

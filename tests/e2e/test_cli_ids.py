@@ -9,8 +9,8 @@ import subprocess
 import sys
 import uuid
 
-from tests.e2e.conftest import ROOT
-from tests.e2e.test_pipeline import with_order
+from tests.support.payloads import order_body as with_order
+from tests.support.stack import DB, ROOT, db_url
 
 
 def on_a_terminal(stack, *args: str, columns: int = 80) -> str:
@@ -78,7 +78,7 @@ def test_a_unique_prefix_finds_the_order(stack):
 
 
 def test_replay_says_what_it_needs_and_when_there_is_nothing_to_do(stack):
-    env = stack.env | {"REDIS_URL": stack.env["REDIS_URL"].rsplit("/", 1)[0] + "/11"}
+    env = stack.env | {"REDIS_URL": db_url(stack.env["REDIS_URL"], DB["replay_cli"])}
     bare = subprocess.run([sys.executable, "-m", "orderhooks.cli", "replay"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert bare.returncode == 2 and "an event id" in bare.stderr and "--status" in bare.stderr

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from orderhooks.embedded import free_port
-from tests.e2e.conftest import ROOT, wait_for
+from tests.support.stack import ROOT, wait_for
 
 CLI = str(Path(sys.executable).with_name("orderhooks"))
 

@@ -22,16 +22,17 @@ import pytest
 import redis as redislib
 from rq.registry import StartedJobRegistry
 
-from orderhooks.config import Settings, secret_bytes
+from orderhooks.config import Settings
 from orderhooks.embedded import EmbeddedRedis
-from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
 from tests.conftest import SECRET
-from tests.e2e.conftest import ROOT, base_env, start_web, stop, wait_for
+from tests.support.payloads import order_body
+from tests.support.proxy import Forwarder
+from tests.support.signing import signed_headers
+from tests.support.stack import DB, ROOT, Stack, base_env, start_web, start_worker, stop, wait_for
 from workers.context import make_queue
-from workers.keys import GENSTORE, Keys, event_ref
 
-KEYS = Keys()
+pytestmark = pytest.mark.e2e
 
 ORDERS = 60
 VERSIONS = 3
@@ -39,27 +40,23 @@ VERSIONS = 3
 
 def deliveries(shop: str) -> list[tuple[str, str, bytes, str]]:
     """(event id, order id, body, updatedAt) for ORDERS orders x VERSIONS snapshots, shuffled."""
-    base = json.loads(example_for_topic("orders/update"))
     out = []
     for n in range(ORDERS):
         for v in range(VERSIONS):
-            data = json.loads(json.dumps(base))
             stamp = f"2024-03-01T10:00:{v:02d}Z"
-            data["order"].update(orderId=str(5000 + n), updatedAt=stamp, note=f"v{v}")
-            out.append((str(uuid.uuid4()), str(5000 + n), json.dumps(data).encode(), stamp))
+            out.append((str(uuid.uuid4()), str(5000 + n), order_body("orders/update", str(5000 + n), stamp,
+                                                                      note=f"v{v}"), stamp))
     random.Random(7).shuffle(out)
     return out
 
 
 def send_all(url: str, items, shop: str, workers: int = 16, attempts: int = 50) -> list[int]:
     """Send every delivery, retrying as a sender does; the final status of each (0: never acknowledged)."""
-    key = secret_bytes(SECRET)
     clients = threading.local()
 
     def one(item):
         event_id, _, body, _ = item
-        headers = {"X-Genstore-Topic": "orders/update", "X-Genstore-Shop-Domain": shop,
-                   "X-Genstore-Event-Id": event_id, "X-Genstore-Hmac-Sha256": genstore_signature(key, body)}
+        headers = signed_headers("orders/update", body, shop=shop, event_id=event_id)
         if not hasattr(clients, "c"):
             clients.c = httpx.Client(timeout=10)
         for _ in range(attempts):
@@ -77,24 +74,30 @@ def send_all(url: str, items, shop: str, workers: int = 16, attempts: int = 50) 
         return list(pool.map(one, items))
 
 
-def start_worker(env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "orderhooks.cli", "worker"], env=env, cwd=ROOT)
+def api(url: str) -> Stack:
+    return Stack(url, None, {})
 
 
-def event_key(shop: str, event_id: str) -> str:
-    return KEYS.event(event_ref(GENSTORE, shop, event_id))
+def events_of(url: str, shop: str) -> dict[str, dict]:
+    """The shop's stored events, by id, as the read API lists them."""
+    listed = api(url).api("/api/events", shop=shop, limit="250").json()["events"]
+    return {e["id"]: e for e in listed}
 
 
-def assert_all_done(client: redislib.Redis, env: dict, items, shop: str) -> None:
-    prefix = "orderhooks:"
+def started_jobs(client: redislib.Redis, env: dict) -> int:
+    return StartedJobRegistry(queue=make_queue(client, Settings.from_env(env))).count
+
+
+def assert_all_done(url: str, client: redislib.Redis, env: dict, items, shop: str) -> None:
+    events = events_of(url, shop)
     for event_id, _, _, _ in items:
-        status = client.hget(event_key(shop, event_id), "status")
-        assert status in (b"processed", b"stale"), (event_id, status)
-    assert client.zcard(f"{prefix}events:status:queued") == 0
-    queue = make_queue(client, Settings.from_env({"REDIS_URL": env["REDIS_URL"]}))
-    assert StartedJobRegistry(queue=queue).count == 0
+        assert events[event_id]["status"] in ("processed", "stale"), (event_id, events[event_id])
+    assert not api(url).api("/api/events", status="queued").json()["events"]
+    assert started_jobs(client, env) == 0
+    orders = {o["orderId"]: o for o in api(url).api("/api/202412/orders", shop=shop, limit="250").json()["orders"]}
+    assert len(orders) == ORDERS
     for n in range(ORDERS):
-        order = json.loads(client.get(KEYS.order(GENSTORE, shop, str(5000 + n))))["order"]
+        order = orders[str(5000 + n)]
         assert order["updatedAt"] == f"2024-03-01T10:00:{VERSIONS - 1:02d}Z"
         assert order["note"] == f"v{VERSIONS - 1}"
     called = {c.decode() for c in client.lrange("faults:calls", 0, -1)}
@@ -102,11 +105,11 @@ def assert_all_done(client: redislib.Redis, env: dict, items, shop: str) -> None
     assert not missing, f"{len(missing)} events never reached their handler"
 
 
-def drained(client: redislib.Redis, env: dict) -> bool:
-    """Nothing queued, no handler pending, no job running."""
-    queue = make_queue(client, Settings.from_env(env))
-    return (client.zcard("orderhooks:events:status:queued") == 0 and client.zcard("orderhooks:dispatching") == 0
-            and StartedJobRegistry(queue=queue).count == 0)
+def drained(url: str, client: redislib.Redis, env: dict, items) -> bool:
+    """Nothing queued, every event's handler called, no job running."""
+    called = {c.decode() for c in client.lrange("faults:calls", 0, -1)}
+    return (not api(url).api("/api/events", status="queued").json()["events"]
+            and all(e in called for e, _, _, _ in items) and started_jobs(client, env) == 0)
 
 
 def fault_env(redis_url: str) -> dict:
@@ -121,75 +124,83 @@ def own_redis(tmp_path):
     server.stop(kill=True)
 
 
-def start_burst(server: EmbeddedRedis, shop: str):
-    """A receiver on its own Redis, and the shuffled deliveries to send it."""
-    env = fault_env(server.url)
+def start_burst(redis_url: str, shop: str):
+    """A receiver on a Redis of the test's own, and the shuffled deliveries to send it."""
+    env = fault_env(redis_url)
     web, url = start_web(env)
-    return env, redislib.Redis.from_url(server.url), deliveries(shop), web, url
+    return env, redislib.Redis.from_url(redis_url), deliveries(shop), web, url
 
 
 def test_worker_killed_mid_burst_is_recovered_by_a_new_worker(own_redis):
     shop = "kill.genmystore.com"
-    env, client, items, web, url = start_burst(own_redis, shop)
+    env, client, items, web, url = start_burst(own_redis.url, shop)
+    client.set("faults:hold", "1")  # the first handler call waits: the kill cannot come after the drain
     first = start_worker(env)
     second = None
     try:
         codes = send_all(url, items, shop)
         assert all(c == 202 for c in codes)
-        wait_for(lambda: client.llen("faults:calls") >= 20, 30, what="the first handler calls")
+        wait_for(lambda: client.llen("faults:calls") >= 1, 30, what="the first handler call")
         first.send_signal(signal.SIGKILL)
         first.wait()
-        assert client.zcard("orderhooks:events:status:queued") > 0, "the kill came mid-burst"
+        assert not drained(url, client, env, items), "the kill came mid-burst"
+        client.delete("faults:hold")
         second = start_worker(env)
-        wait_for(lambda: drained(client, env), 60, interval=0.2, what="the new worker to finish everything")
-        assert_all_done(client, env, items, shop)
+        wait_for(lambda: drained(url, client, env, items), 60, interval=0.2,
+                 what="the new worker to finish everything")
+        assert_all_done(url, client, env, items, shop)
     finally:
-        stop(web, first, *([second] if second else []))
+        stop(web, first, second)
 
 
 def test_redis_killed_after_acks_loses_nothing(own_redis, tmp_path):
     shop = "crash.genmystore.com"
-    env, _, items, web, url = start_burst(own_redis, shop)
-    worker = None
+    forwarder = Forwarder(own_redis.port)  # a fixed address for the receiver and worker, wherever Redis restarts
+    env, _, items, web, url = start_burst(forwarder.url(), shop)
+    worker = restarted = None
     try:
         codes = send_all(url, items, shop)
         assert all(c == 202 for c in codes), "every delivery acknowledged"
         own_redis.stop(kill=True)  # SIGKILL right after the last acknowledgement
+        forwarder.drop_connections()
         # meanwhile: the receiver says 503 with Retry-After, and /readyz tells the truth
         body = example_for_topic("orders/create")
-        signed = {"X-Genstore-Topic": "orders/create", "X-Genstore-Shop-Domain": shop,
-                  "X-Genstore-Hmac-Sha256": genstore_signature(secret_bytes(SECRET), body)}
+        signed = signed_headers("orders/create", body, shop="probe." + shop)
         r = httpx.post(url + "/webhooks/genstore", content=body, timeout=10, headers=signed)
         assert r.status_code == 503 and r.headers["Retry-After"]
         assert httpx.get(url + "/readyz", timeout=10).status_code == 503
-        worker = start_worker(env)  # starts while Redis is away, and must wait for it
-        time.sleep(1)
-        restarted = EmbeddedRedis(own_redis.data_dir, port=own_redis.port, fsync="always").start()
-        own_redis.process = restarted.process
-        client = redislib.Redis.from_url(own_redis.url)
-        stored = sum(client.exists(event_key(shop, e)) for e, _, _, _ in items)
-        assert stored == len(items), "every acknowledged delivery survived the crash"
+        log = tmp_path / "worker.log"
+        with open(log, "wb") as out:  # starts while Redis is away, and must wait for it
+            worker = subprocess.Popen([sys.executable, "-m", "orderhooks.cli", "worker"], env=env, cwd=ROOT,
+                                      stdout=out, stderr=out)
+        wait_for(lambda: b"redis_unavailable" in log.read_bytes(), 30, what="the worker to find Redis away")
+        restarted = EmbeddedRedis(own_redis.data_dir, fsync="always").start()  # from its files, on a new port
+        forwarder.target_port = restarted.port
+        client = redislib.Redis.from_url(restarted.url)
         wait_for(lambda: httpx.get(url + "/readyz", timeout=5).status_code == 200, 20, what="readyz to recover")
+        stored = events_of(url, shop)
+        assert all(e in stored for e, _, _, _ in items), "every acknowledged delivery survived the crash"
         r = httpx.post(url + "/webhooks/genstore", content=body, timeout=10, headers=signed)
         assert r.status_code == 202, "the receiver recovered by itself"
-        items.append((r.json()["id"], "1001", body, ""))
-        wait_for(lambda: all(client.hget(event_key(shop, e), "status") in (b"processed", b"stale")
-                             for e, _, _, _ in items) and drained(client, env),
-                 60, interval=0.3, what="everything to be processed")
-        assert_all_done(client, env, items[:-1], shop)
+        wait_for(lambda: drained(url, client, env, items), 60, interval=0.3, what="everything to be processed")
+        assert_all_done(url, client, env, items, shop)
+        assert api(url).wait_status(r.json()["id"], "processed")
     finally:
-        stop(web, *([worker] if worker else []))
+        stop(web, worker)
+        if restarted:
+            restarted.stop(kill=True)
+        forwarder.close()
 
 
 def test_sigterm_finishes_what_was_started(own_redis):
     shop = "term.genmystore.com"
-    env, client, items, web, url = start_burst(own_redis, shop)
+    env, client, items, web, url = start_burst(own_redis.url, shop)
     worker = start_worker(env)
     second = None
     try:
         with ThreadPoolExecutor(1) as pool:
             sending = pool.submit(send_all, url, items, shop, 16, 1)
-            wait_for(lambda: client.zcard("orderhooks:events") >= 40 and client.llen("faults:calls") >= 1, 30,
+            wait_for(lambda: len(events_of(url, shop)) >= 40 and client.llen("faults:calls") >= 1, 30,
                      what="deliveries to arrive and the worker to be at work")
             web.send_signal(signal.SIGTERM)  # graceful: in-flight requests finish, the writer drains
             # uvicorn shuts down gracefully, then re-raises the signal it caught
@@ -199,49 +210,40 @@ def test_sigterm_finishes_what_was_started(own_redis):
             first_codes = sending.result()
         acknowledged = [item[0] for item, code in zip(items, first_codes, strict=True) if code]
         assert acknowledged, "some deliveries were acknowledged before the stop"
-        for event_id in acknowledged:
-            assert client.exists(event_key(shop, event_id)), "an acknowledged delivery was lost"
         web, url = start_web(env)
+        stored = events_of(url, shop)
+        for event_id in acknowledged:
+            assert event_id in stored, "an acknowledged delivery was lost"
         late_codes = send_all(url, items, shop)  # the sender retries what was not acknowledged
         assert all(c in (200, 202) for c in late_codes)
         second = start_worker(env)
-        wait_for(lambda: drained(client, env), 60, interval=0.2, what="the queue to drain")
-        assert_all_done(client, env, items, shop)
+        wait_for(lambda: drained(url, client, env, items), 60, interval=0.2, what="the queue to drain")
+        assert_all_done(url, client, env, items, shop)
         calls = [c.decode() for c in client.lrange("faults:calls", 0, -1)]
         assert len(calls) == len(set(calls)), "warm shutdowns call no handler twice"
-        assert all(int(client.hget(event_key(shop, e), "attempts")) == 1 for e, _, _, _ in items)
+        assert all(e["attempts"] == 1 for e in events_of(url, shop).values())
     finally:
-        stop(web, worker, *([second] if second else []))
+        stop(web, worker, second)
 
 
 def test_secrets_never_appear_in_logs_or_error_bodies(tmp_path, redis_url):
-    env = base_env(redis_url) | {"ORDERHOOKS_LOG_FORMAT": "json", "ORDERHOOKS_LOG_LEVEL": "info"}
+    env = base_env(redis_url, DB["faults"]) | {"ORDERHOOKS_LOG_FORMAT": "json", "ORDERHOOKS_LOG_LEVEL": "info"}
+    redislib.Redis.from_url(env["REDIS_URL"]).flushdb()
     log_file = tmp_path / "web.log"
     with open(log_file, "wb") as out:
-        port_env = dict(env)
-        from orderhooks.embedded import free_port
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "orderhooks.cli", "web", "--host", "127.0.0.1",
-                                 "--port", str(port)], env=port_env, cwd=ROOT, stdout=out, stderr=out)
-        url = f"http://127.0.0.1:{port}"
+        proc, url = start_web(env, stdout=out, stderr=out)
         try:
-            def up():
-                try:
-                    return httpx.get(url + "/healthz", timeout=1).status_code == 200
-                except httpx.HTTPError:
-                    return False
-            wait_for(up, 30, what="receiver")
             body = example_for_topic("orders/create")
-            sig = genstore_signature(secret_bytes(SECRET), body)
+            headers = signed_headers("orders/create", body, shop="logs.genmystore.com")
+            sig = headers["X-Genstore-Hmac-Sha256"]
             responses = [
-                httpx.post(url + "/webhooks/genstore", content=body, headers={
-                    "X-Genstore-Topic": "orders/create", "X-Genstore-Shop-Domain": "logs.genmystore.com",
-                    "X-Genstore-Hmac-Sha256": sig}),
+                httpx.post(url + "/webhooks/genstore", content=body, headers=headers),
                 httpx.post(url + "/webhooks/genstore", content=body + b" ", headers={
                     "X-Genstore-Topic": "orders/create", "X-Genstore-Hmac-Sha256": sig}),
                 httpx.get(url + "/api/events", headers={"X-Genstore-Access-Token": env["ORDERHOOKS_API_TOKEN"]}),
                 httpx.get(url + "/api/events", headers={"X-Genstore-Access-Token": "wrong" + SECRET}),
             ]
+            event = api(url).event(responses[0].json()["id"])
         finally:
             stop(proc)
     logs = log_file.read_text()
@@ -252,10 +254,7 @@ def test_secrets_never_appear_in_logs_or_error_bodies(tmp_path, redis_url):
         for r in responses:
             if r.request.url.path.startswith("/webhooks"):
                 assert needle not in r.text
-    event_id = responses[0].json()["id"]
-    client = redislib.Redis.from_url(env["REDIS_URL"])
-    headers = json.loads(client.hget(event_key("logs.genmystore.com", event_id), "headers"))
-    assert headers["x-genstore-hmac-sha256"] == "****"
+    assert event["headers"]["x-genstore-hmac-sha256"] == "****"
 
 
 def _restart(server: EmbeddedRedis) -> EmbeddedRedis:
@@ -271,25 +270,25 @@ def test_a_handler_retry_runs_when_due_after_redis_restarts(own_redis):
     client = redislib.Redis.from_url(own_redis.url)
     web, url = start_web(env)
     worker = start_worker(env)
+    shop = "retry.genmystore.com"
     try:
         wait_for(lambda: client.keys("orderhooks:worker:*:alive"), 30, what="the worker to start")
         body = example_for_topic("orders/paid")
-        r = httpx.post(url + "/webhooks/genstore", content=body, timeout=10, headers={
-            "X-Genstore-Topic": "orders/paid", "X-Genstore-Shop-Domain": "retry.genmystore.com",
-            "X-Genstore-Hmac-Sha256": genstore_signature(secret_bytes(SECRET), body)})
+        r = httpx.post(url + "/webhooks/genstore", content=body, timeout=10,
+                       headers=signed_headers("orders/paid", body, shop=shop))
         event_id = r.json()["id"]
-        field = "handler:tests.e2e.handlers_app.flaky_once"
+        name = "tests.e2e.handlers_app.flaky_once"
 
         def outcome():
-            raw = client.hget(event_key("retry.genmystore.com", event_id), field)
-            return json.loads(raw) if raw else {}
+            got = api(url).api(f"/api/events/{event_id}", shop=shop)
+            return got.json()["event"]["handlers"].get(name, {}) if got.status_code == 200 else {}
 
         wait_for(lambda: outcome().get("status") == "retrying", 20, what="the handler to fail once")
         due = time.time() + 3
         own_redis.stop(kill=True)
         time.sleep(1)
         _restart(own_redis)
-        client = redislib.Redis.from_url(own_redis.url)
+        wait_for(lambda: outcome(), 20, what="the read API to answer again")
         assert outcome().get("status") == "retrying", "the retry survived the restart"
         wait_for(lambda: outcome().get("status") == "ok", max(0.0, due - time.time()) + 6, interval=0.1,
                  what="the retry to run within a few seconds of being due, nothing else arriving")
@@ -312,16 +311,16 @@ def test_a_running_worker_carries_on_after_losing_redis(own_redis, tmp_path):
     try:
         wait_for(lambda: client.keys("orderhooks:worker:*:alive"), 30, what="the worker to start")
         assert send_all(url, items[:3], shop) == [202] * 3
-        wait_for(lambda: drained(client, env), 20, what="the first events")
+        wait_for(lambda: drained(url, client, env, items[:3]), 20, what="the first events")
         own_redis.stop(kill=True)
         time.sleep(6)  # many reconnect attempts' worth
         assert worker.poll() is None, "the worker waits for Redis"
         _restart(own_redis)
         client = redislib.Redis.from_url(own_redis.url)
         assert send_all(url, items[3:], shop) == [202] * 3
-        wait_for(lambda: all(client.hget(event_key(shop, e), "status") in (b"processed", b"stale")
-                             for e, _, _, _ in items) and drained(client, env),
-                 30, interval=0.2, what="the worker to carry on")
+        wait_for(lambda: drained(url, client, env, items), 30, interval=0.2, what="the worker to carry on")
+        events = events_of(url, shop)
+        assert all(events[e]["status"] in ("processed", "stale") for e, _, _, _ in items)
         assert worker.poll() is None
     finally:
         stop(web, worker)

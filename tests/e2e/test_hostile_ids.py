@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from tests.conftest import TOKEN
-from tests.e2e.conftest import wait_for
-from tests.e2e.test_pipeline import with_order
+from tests.support.payloads import order_body as with_order
+from tests.support.stack import wait_for
 from workers.keys import GENSTORE, Keys, part
 
 API = "/api/202412"

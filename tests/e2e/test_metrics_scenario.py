@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+
 from tests.conftest import SECRET
-from tests.e2e.conftest import wait_for
-from tests.e2e.test_metrics import scrape, value
+from tests.support.metrics import delta, scrape, value
+from tests.support.stack import wait_for
+
+pytestmark = pytest.mark.e2e
 
 
 def test_lifecycle_scenario_end_to_end(stack):
@@ -34,12 +38,18 @@ def test_lifecycle_scenario_end_to_end(stack):
     order = stack.api("/api/202412/orders/7001", shop=shop).json()["order"]
     assert order["fulfillmentStatus"] == "fulfilled"
     assert order["note"] == "Refunded the returned item."
-    assert order["totalRefunded"] != "0.00"
-    after = wait_for(lambda: (s := scrape(stack.url)) and value(s, "orderhooks_events_processed_total",
-                              topic="orders/update", status="stale") > value(
-                              before, "orderhooks_events_processed_total", topic="orders/update", status="stale")
-                     and s, what="the stale update to be counted")
-    assert value(after, "orderhooks_deliveries_total", topic="refunds/create", outcome="accepted") >= 1
+    assert order["totalRefunded"] == "200.84", "the one refund's successful transaction"
+
+    def stale_counted():
+        s = scrape(stack.url)
+        grown = (value(s, "orderhooks_events_processed_total", topic="orders/update", status="stale") or 0) > (
+            value(before, "orderhooks_events_processed_total", topic="orders/update", status="stale") or 0)
+        return s if grown else None
+
+    after = wait_for(stale_counted, what="the stale update to be counted")
+    assert delta(after, before, "orderhooks_deliveries_total", topic="refunds/create", outcome="accepted") == 1
+    assert delta(after, before, "orderhooks_deliveries_total", topic="orders/update", outcome="accepted") == 2
+    assert delta(after, before, "orderhooks_events_processed_total", topic="orders/update", status="stale") == 1
 
 
 def test_send_refuses_a_topic_and_a_scenario_together(stack):

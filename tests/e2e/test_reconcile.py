@@ -18,8 +18,8 @@ from orderhooks.config import secret_bytes
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
 from tests.conftest import SECRET, TOKEN
-from tests.e2e.conftest import ROOT, base_env, start_web, stop, wait_for
 from tests.fake_genstore import FakeGenstore
+from tests.support.stack import DB, ROOT, base_env, db_url, start_web, stop, wait_for
 
 SHOP = "heal.genmystore.com"
 
@@ -31,7 +31,7 @@ def _db(url: str, db: int) -> str:
 @pytest.fixture
 def env(redis_url):
     env = base_env(redis_url) | {
-        "REDIS_URL": _db(redis_url, 7), "ORDERHOOKS_SECRET_KEY": Fernet.generate_key().decode(),
+        "REDIS_URL": db_url(redis_url, DB["reconcile"]), "ORDERHOOKS_SECRET_KEY": Fernet.generate_key().decode(),
         "ORDERHOOKS_HANDLERS": "tests.e2e.handlers_reconcile", "ORDERHOOKS_RECOVER_AFTER": "6",
         "ORDERHOOKS_RECONCILE_EVERY": "0",
     }

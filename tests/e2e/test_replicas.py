@@ -10,8 +10,8 @@ import uuid
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack, base_env, start_web, stop
 from tests.sentinel_cluster import Server
+from tests.support.stack import Stack, base_env, start_web, stop
 from workers.keys import GENSTORE, Keys, event_ref
 
 pytestmark = pytest.mark.e2e

@@ -9,52 +9,34 @@ under a minute.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
 import httpx
 import pytest
-import redis as redislib
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from receiver import openapi
 from schemas import TOPICS
-from schemas.samples import example_for_topic, load
+from schemas.samples import load
 from tests.conftest import TOKEN
-from tests.e2e.conftest import ROOT, Stack, _db, base_env, start_web, stop, wait_for
-from workers.keys import Keys
+from tests.support.payloads import order_body
+from tests.support.stack import DB, running_stack, wait_for
+
+pytestmark = pytest.mark.e2e
 
 SHOP = "acme.genmystore.com"
 LONG_ID = "9" * 5000  # int() refuses more than 4300 digits
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "60"))
 
 
-def _for_order(topic: str, order_id: str, updated_at: str) -> bytes:
-    data = json.loads(example_for_topic(topic))
-    inner = data.get("order") or data["refund"]
-    inner["orderId" if "orderId" in inner else "order_id"] = order_id
-    for name in ("updatedAt", "updateTime"):
-        if name in inner:
-            inner[name] = updated_at
-    return json.dumps(data).encode()
-
-
 @pytest.fixture(scope="module")
 def api_stack(redis_url):
     """Its own database, holding orders in every lifecycle state, refunds, and odd events."""
-    env = base_env(redis_url) | {"REDIS_URL": _db(redis_url, 2)}
-    client = redislib.Redis.from_url(env["REDIS_URL"])
-    client.flushdb()
-    web, url = start_web(env)
-    worker = subprocess.Popen([sys.executable, "-m", "orderhooks.cli", "worker"], env=env, cwd=ROOT)
-    stack = Stack(url, client, env, [web, worker])
-    try:
+    with running_stack(redis_url, DB["schemathesis"]) as stack:
         sent = [stack.post(topic, shop=SHOP) for topic in TOPICS]  # order 1001, every topic, and its refund
-        sent += [stack.post(t, _for_order(t, oid, f"2024-0{i}-01T00:00:00+02:00"), shop=SHOP)
+        sent += [stack.post(t, order_body(t, oid, f"2024-0{i}-01T00:00:00+02:00"), shop=SHOP)
                  for i, (t, oid) in enumerate([("orders/create", "7"), ("orders/paid", "42"),
                                                ("orders/cancelled", "A-100"), ("refunds/create", "9999"),
                                                ("orders/update", "²"), ("orders/update", "١٢"),
@@ -62,12 +44,9 @@ def api_stack(redis_url):
         sent.append(stack.post("orders/create", load("malformed_bash_block.txt"), shop=SHOP))  # quarantined
         sent.append(stack.post("products/create", b"{}", shop=SHOP))  # ignored
         assert all(r.status_code in (200, 202) for r in sent), [r.text for r in sent]
-        keys = Keys()
-        wait_for(lambda: client.zcard(keys.events_by_status("queued")) == 0, 30, what="the worker to drain")
+        wait_for(lambda: not stack.api("/api/events", status="queued").json()["events"], 30,
+                 what="the worker to drain")
         yield stack
-    finally:
-        stop(web, worker)
-        client.close()
 
 
 # The document as the receiver builds it; the first test checks that it is what it serves.

@@ -15,7 +15,7 @@ from orderhooks.embedded import free_port
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
 from tests.conftest import SECRET
-from tests.e2e.conftest import ROOT, base_env, stop, wait_for
+from tests.support.stack import ROOT, base_env, stop, wait_for
 
 pytestmark = pytest.mark.e2e
 

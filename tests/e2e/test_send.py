@@ -8,7 +8,7 @@ import sys
 
 from schemas import TOPICS, normalize
 from tests.conftest import SECRET
-from tests.e2e.conftest import ROOT
+from tests.support.stack import ROOT
 
 
 def send(stack, *args: str) -> subprocess.CompletedProcess:

@@ -26,8 +26,8 @@ from orderhooks.config import secret_bytes
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
 from tests.conftest import SECRET
-from tests.e2e.conftest import ROOT, _db, base_env, start_web, stop, wait_for
 from tests.sentinel_cluster import SentinelCluster
+from tests.support.stack import DB, ROOT, base_env, db_url, start_web, stop, wait_for
 from workers.keys import GENSTORE, Keys, event_ref
 
 pytestmark = pytest.mark.e2e
@@ -105,7 +105,7 @@ def _lag_and_kill(cluster: SentinelCluster, sender: Sender) -> float:
 def failover_stack(tmp_path, redis_url):
     """Start the set, then (per call) a receiver and a worker through the sentinels."""
     started: list = []
-    witness = redislib.Redis.from_url(_db(redis_url, 2))
+    witness = redislib.Redis.from_url(db_url(redis_url, DB["sentinel_witness"]))
     witness.flushdb()
 
     def start(min_replicas: int):
@@ -114,7 +114,8 @@ def failover_stack(tmp_path, redis_url):
         env = base_env(redis_url)
         del env["REDIS_URL"]
         env.update(cluster.env(), ORDERHOOKS_MIN_REPLICAS=str(min_replicas), ORDERHOOKS_REPLICA_TIMEOUT_MS="1000",
-                   ORDERHOOKS_HANDLERS="tests.e2e.handlers_witness", E2E_WITNESS_URL=_db(redis_url, 2),
+                   ORDERHOOKS_HANDLERS="tests.e2e.handlers_witness",
+                   E2E_WITNESS_URL=db_url(redis_url, DB["sentinel_witness"]),
                    ORDERHOOKS_RETRY_DELAYS=f"{FLAKY_RETRY},1,1")
         web, url = start_web(env)
         started.append(web)

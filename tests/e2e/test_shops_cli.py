@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 
 from orderhooks.config import Settings
 from orderhooks.embedded import free_port
-from tests.e2e.conftest import ROOT, _db, wait_for
+from tests.support.stack import DB, ROOT, db_url, wait_for
 from workers import shops
 from workers.keys import Keys
 
@@ -24,11 +24,12 @@ KEY = Fernet.generate_key().decode()
 
 @pytest.fixture
 def env(redis_url, tmp_path) -> dict:
-    client = redislib.Redis.from_url(_db(redis_url, 3))
+    client = redislib.Redis.from_url(db_url(redis_url, DB["shops_cli"]))
     client.flushdb()
     client.close()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERHOOKS_", "REDIS_"))}
-    environ.update({"REDIS_URL": _db(redis_url, 3), "ORDERHOOKS_SECRET_KEY": KEY, "PYTHONPATH": str(ROOT),
+    environ.update({"REDIS_URL": db_url(redis_url, DB["shops_cli"]), "ORDERHOOKS_SECRET_KEY": KEY,
+                    "PYTHONPATH": str(ROOT),
                     "ORDERHOOKS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"})
     return environ
 

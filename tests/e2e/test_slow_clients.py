@@ -17,7 +17,7 @@ from orderhooks.config import secret_bytes
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
 from tests.conftest import SECRET
-from tests.e2e.conftest import _db, base_env, start_web, stop
+from tests.support.stack import DB, base_env, db_url, start_web, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ SLACK = 1.5
 @pytest.fixture(scope="module")
 def web(redis_url):
     env = base_env(redis_url) | {
-        "REDIS_URL": _db(redis_url, 6),
+        "REDIS_URL": db_url(redis_url, DB["slow_clients"]),
         "ORDERHOOKS_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
         "ORDERHOOKS_BODY_TIMEOUT": str(BODY_TIMEOUT),
         "ORDERHOOKS_KEEPALIVE_TIMEOUT": str(KEEPALIVE_TIMEOUT),

@@ -3,18 +3,19 @@ per-handler retries, replay and the sweeper."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 from rq.registry import ScheduledJobRegistry
 
 from schemas.samples import example_for_topic
+from tests.support.payloads import order_body
+from tests.support.store import ref, store
 from workers import jobs
 from workers.dispatch import run_handler
 from workers.handlers import on
 from workers.intake import make_delivery, store_deliveries
-from workers.keys import GENSTORE, event_ref
+from workers.keys import GENSTORE
 from workers.projection import apply_events
 from workers.queries import get_order
 from workers.records import load_event
@@ -24,25 +25,13 @@ from workers.runner import sweep
 SHOP = "acme.genmystore.com"
 
 
-def ref(event_id: str, shop: str = SHOP) -> str:
-    """The event's name in Redis (ids are unique per platform and shop)."""
-    return event_ref(GENSTORE, shop, event_id)
-
-
-def store(ctx, topic: str, event_id: str, body: bytes | None = None):
-    d = make_delivery(event_id, topic, SHOP, body if body is not None else example_for_topic(topic))
-    return store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ctx.settings.event_ttl)[0]
-
-
 def payload(order_id: str, updated_at: str) -> bytes:
-    data = json.loads(example_for_topic("orders/update"))
-    data["order"].update(orderId=order_id, updatedAt=updated_at)
-    return json.dumps(data).encode()
+    return order_body("orders/update", order_id, updated_at)
 
 
 def test_store_is_atomic_dedupe(ctx):
-    assert store(ctx, "orders/create", "e1") is True
-    assert store(ctx, "orders/create", "e1") is False
+    assert store(ctx, "e1", "orders/create") is True
+    assert store(ctx, "e1", "orders/create") is False
     assert ctx.redis.zcard(ctx.keys.events) == 1
     assert ctx.queue.count == 2  # the duplicate's job finds nothing left to apply
 
@@ -52,7 +41,7 @@ def test_concurrent_workers_apply_each_event_exactly_once(ctx):
     on("*")(lambda event: calls.append(event.id))
     ids = [f"c{i}" for i in range(40)]
     for i, event_id in enumerate(ids):
-        store(ctx, "orders/update", event_id, payload(str(i % 5), f"2024-01-01T00:00:{i:02d}Z"))
+        store(ctx, event_id, "orders/update", payload(str(i % 5), f"2024-01-01T00:00:{i:02d}Z"))
     barrier = threading.Barrier(4)
 
     def work():
@@ -85,7 +74,7 @@ def test_failing_handler_retries_alone_then_fails_and_replays(ctx):
         if state["broken"]:
             raise ValueError("downstream is down")
 
-    store(ctx, "orders/paid", "p1")
+    store(ctx, "p1", "orders/paid")
     jobs.process_events([ref("p1")])
     name = f"{flaky.__module__}.{flaky.__qualname__}"
     rec = load_event(ctx.redis, ctx.keys, ref("p1"))
@@ -117,7 +106,7 @@ def test_failing_handler_retries_alone_then_fails_and_replays(ctx):
 
 
 def test_replay_of_a_processed_event_does_nothing(ctx):
-    store(ctx, "orders/create", "done")
+    store(ctx, "done", "orders/create")
     jobs.process_events([ref("done")])
     result = replay(ctx, ref("done"))
     assert result.action == "none" and "processed" in result.detail
@@ -126,7 +115,7 @@ def test_replay_of_a_processed_event_does_nothing(ctx):
 def test_sweeper_resumes_handlers_left_pending_by_a_dead_worker(ctx):
     calls = []
     on("orders/create")(lambda event: calls.append(event.id))
-    store(ctx, "orders/create", "crash1")
+    store(ctx, "crash1", "orders/create")
     ctx.queue.empty()
     # the worker applied the projection, then died before running handlers
     apply_events(ctx.redis, ctx.keys, [ref("crash1")], lambda topic: [h.name for h in ctx.registry.matching(topic)])
@@ -141,7 +130,7 @@ def test_sweeper_resumes_handlers_left_pending_by_a_dead_worker(ctx):
 
 
 def test_sweeper_requeues_events_whose_job_was_lost(ctx):
-    store(ctx, "orders/create", "lost1")
+    store(ctx, "lost1", "orders/create")
     ctx.queue.empty()  # e.g. the job was lost with a crashed process
     assert sweep(ctx, now=time.time() - 1000)["requeued"] == 0, "young events are left alone"
     ctx.redis.delete(ctx.keys.sweeper_lock)

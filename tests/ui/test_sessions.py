@@ -13,7 +13,7 @@ import redis as redislib
 
 from receiver.ui import SESSION_COOKIE
 from tests.conftest import TOKEN
-from tests.e2e.conftest import _db, base_env, start_web, stop
+from tests.support.stack import DB, base_env, db_url, start_web, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def receivers(redis_url):
     """Two receivers on one Redis, as behind a load balancer."""
-    env = base_env(redis_url) | {"REDIS_URL": _db(redis_url, 5)}
+    env = base_env(redis_url) | {"REDIS_URL": db_url(redis_url, DB["sessions"])}
     client = redislib.Redis.from_url(env["REDIS_URL"])
     client.flushdb()
     a, url_a = start_web(env)

@@ -17,34 +17,24 @@ from receiver import ui
 from receiver.app import create_app
 from schemas.samples import example_for_topic
 from tests.conftest import TOKEN
+from tests.support.payloads import order_body as with_order
+from tests.support.store import ref, store
 from workers.handlers import on
-from workers.intake import make_delivery, store_deliveries
-from workers.jobs import process_events, run_handler
-from workers.keys import GENSTORE, event_ref
+from workers.jobs import run_handler
 
 SHOP = "acme.genmystore.com"
 
 
 def deliver(ctx, event_id, topic, body=None, shop=SHOP, process=True):
-    d = make_delivery(event_id, topic, shop, example_for_topic(topic) if body is None else body,
-                      headers={"x-genstore-topic": topic, "x-genstore-hmac-sha256": "****"})
-    store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ttl=3600)
-    if process and d.status == "queued":
-        process_events([d.ref])
-    return d
+    store(ctx, event_id, topic, body, shop=shop, process=process, ttl=3600,
+          headers={"x-genstore-topic": topic, "x-genstore-hmac-sha256": "****"})
 
 
 def spend_retries(ctx, event_id, shop=SHOP):
     """Run the scheduled retries now until every failing handler has spent them."""
     for name in list(ctx.registry.all()):
         for _ in range(len(ctx.settings.retry_delays)):
-            run_handler(event_ref(GENSTORE, shop, event_id), name.name)
-
-
-def with_order(topic, order_id, updated_at, **changes):
-    data = json.loads(example_for_topic(topic))
-    data["order"].update(orderId=order_id, updatedAt=updated_at, **changes)
-    return json.dumps(data).encode()
+            run_handler(ref(event_id, shop), name.name)
 
 
 @pytest.fixture

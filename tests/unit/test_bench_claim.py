@@ -7,24 +7,18 @@ from __future__ import annotations
 
 from rq import SimpleWorker
 
-from schemas.samples import example_for_topic
+from tests.support.store import ref, store
 from workers import jobs
 from workers.handlers import on
-from workers.intake import claim_waiting, enqueue_processing, make_delivery, store_deliveries
-from workers.keys import GENSTORE, event_ref
+from workers.intake import claim_waiting, enqueue_processing
 from workers.records import load_event
 
 SHOP = "acme.genmystore.com"
 
 
-def ref(event_id: str, shop: str = SHOP) -> str:
-    """The event's name in Redis (ids are unique per platform and shop)."""
-    return event_ref(GENSTORE, shop, event_id)
-
 
 def _store(ctx, event_id: str, topic: str = "orders/create") -> None:
-    d = make_delivery(event_id, topic, SHOP, example_for_topic(topic))
-    store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ctx.settings.event_ttl)
+    store(ctx, event_id, topic)
 
 
 def test_claim_takes_waiting_processing_jobs_only(ctx):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SECRET
+from tests.support.stack import DB, db_url
 from workers.handlers import registry
 from workers.testing import make_event, run_handlers
 
@@ -62,8 +63,9 @@ def test_a_handler_that_did_not_run_says_why():
     assert "is its module imported" in str(info.value)
 
 
+@pytest.mark.e2e
 def test_the_worker_imports_handlers_from_the_current_directory_as_dev_does(app_dir, redis_url):
-    env = dict(os.environ) | {"REDIS_URL": redis_url.rsplit("/", 1)[0] + "/9", "ORDERHOOKS_SECRETS": SECRET,
+    env = dict(os.environ) | {"REDIS_URL": db_url(redis_url, DB["handler_api"]), "ORDERHOOKS_SECRETS": SECRET,
                               "ORDERHOOKS_HANDLERS": "myapp_readme.handlers", "PYTHONPATH": str(ROOT)}
     worker = Path(sys.executable).with_name("orderhooks")
     done = subprocess.run([str(worker), "worker", "--burst"], cwd=app_dir, env=env, capture_output=True, text=True,
