@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from orderhooks.config import Settings
 from receiver import api, convertors, metrics, openapi, ui  # noqa: F401 (convertors registers `anything`)
 from receiver.groupcommit import GroupWriter
 from receiver.intake import genstore_webhook
+from receiver.rejected import RejectedLog
 from workers.context import Context, connect, connect_async
 from workers.intake import Delivery, store_deliveries_async
 
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         app.state.writer = GroupWriter(store, settings.intake_batch)
+        recorder = asyncio.create_task(app.state.rejected.run())
         # Each delivery allocates a few thousand short-lived objects (its parsed body, the models);
         # the cyclic collector need not rescan the modules and app built at start-up each time.
         gc.freeze()
@@ -46,6 +49,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            recorder.cancel()
+            await app.state.rejected.close()
             await app.state.writer.close()
             await aredis.aclose()
             redis.close()
@@ -59,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/openapi.json", openapi.openapi_json),
             Route("/api/events", api.list_events),
             Route("/api/events/{event_id:anything}", api.get_event),
+            Route("/api/rejected", api.list_rejected),
             Route("/healthz", api.healthz),
             Route("/readyz", api.readyz),
             Route("/metrics", metrics.endpoint),
@@ -69,4 +75,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.ctx = ctx
+    app.state.rejected = RejectedLog(redis, ctx.keys, settings)
     return app
