@@ -285,6 +285,20 @@ def test_failures_are_grouped_with_exact_counts_across_two_workers(redis_url, si
         # signed with Standard Webhooks headers
         req = sink.requests[0]
         Webhook(NOTIFY_SECRET).verify(req["body"], req["headers"])
+        # 401s and quarantined deliveries are notified too, with exact counts
+        for i in range(12):
+            r = _post(url, "orders/paid", shop, secret="wrong-secret-1234567890", event_id=f"w-{i}")
+            assert r.status_code == 401
+        assert _post(url, "orders/paid", "", event_id="no-shop").status_code == 202
+        wait_for(lambda: sum(b["count"] for b in sink.bodies("deliveries.rejected")) >= 12, 30, what="401s notified")
+        wait_for(lambda: sink.bodies("events.quarantined"), 30, what="the quarantined delivery notified")
+        time.sleep(3)
+        assert sum(b["count"] for b in sink.bodies("deliveries.rejected")) == 12
+        rejected = sink.bodies("deliveries.rejected")[0]
+        assert rejected["shop"] is None and "refused with 401" in rejected["text"]
+        assert rejected["url"] == "https://hooks.example.com/ui/rejected"
+        [quarantined] = sink.bodies("events.quarantined")
+        assert quarantined["count"] == 1 and "X-Genstore-Shop-Domain" in quarantined["text"]
     finally:
         stop(web, *workers)
         client.flushdb()
@@ -363,3 +377,26 @@ def test_notify_test_command(redis_url, sink):
     out = subprocess.run([sys.executable, "-m", "orderhooks.cli", "notify", "test"], env=env, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2 and "ORDERHOOKS_NOTIFY_URLS" in out.stderr
+
+
+def test_every_series_the_alert_rules_need_exists_from_the_first_scrape(redis_url):
+    env = base_env(redis_url) | {"REDIS_URL": redis_url.rsplit("/", 1)[0] + "/8"}
+    client = redislib.Redis.from_url(env["REDIS_URL"])
+    client.flushdb()
+    web, url = start_web(env)
+    try:
+        text = httpx.get(url + "/metrics", timeout=10).text
+        for line in ('orderhooks_deliveries_refused_total{status="401"} 0.0',
+                     'orderhooks_deliveries_refused_total{status="413"} 0.0',
+                     "orderhooks_events_failed_total 0.0", "orderhooks_events_quarantined_total 0.0",
+                     'orderhooks_notifications_total{result="sent",type="event.failed"} 0.0',
+                     'orderhooks_notifications_total{result="dropped",type="redis.unavailable"} 0.0',
+                     "orderhooks_redis_up 1.0", "orderhooks_oldest_queued_age_seconds 0.0"):
+            assert line in text, line
+        # a quarantined delivery counts at once
+        assert _post(url, "orders/paid", "", event_id="no-shop").status_code == 202
+        assert "orderhooks_events_quarantined_total 1.0" in httpx.get(url + "/metrics", timeout=10).text
+    finally:
+        stop(web)
+        client.flushdb()
+        client.close()
