@@ -258,12 +258,19 @@ class Sender:
     def __init__(self, redis: Redis, keys: Keys, settings: Settings, client: httpx.Client | None = None,
                  process: str = "worker") -> None:
         self.redis, self.keys, self.settings = redis, keys, settings
-        self.client = client or httpx.Client()
+        self._client = client
         self.urls = {url_id(u): u for u in settings.notify_urls}
         self.process = process
         self.down_since: float | None = None
         self.down_sent = False
         self.memory: list[_Pending] = []
+
+    @property
+    def client(self) -> httpx.Client:
+        """Made at the first post (its TLS set-up costs a worker's start-up otherwise)."""
+        if self._client is None:
+            self._client = httpx.Client()
+        return self._client
 
     def run(self, stop: threading.Event, every: float = 1.0) -> None:
         while not stop.is_set():
@@ -272,7 +279,8 @@ class Sender:
             except Exception as exc:  # the thread must outlive anything
                 log.warning("notify_error", error=f"{type(exc).__name__}: {exc}")
             stop.wait(every)
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
     def tick(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
