@@ -105,7 +105,8 @@ def _rejected(url: str, **params) -> dict:
 
 @pytest.fixture(scope="module")
 def receiver(redis_url):
-    env = base_env(redis_url) | {"ORDERHOOKS_MAX_BODY": "8192", "ORDERHOOKS_SECRETS": SECRET + ",second-secret-123456"}
+    env = base_env(redis_url) | {"ORDERHOOKS_MAX_BODY": "8192", "ORDERHOOKS_SECRETS": SECRET + ",second-secret-123456",
+                                 "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/9"}
     client = redislib.Redis.from_url(env["REDIS_URL"])
     client.flushdb()
     web, url = start_web(env)
@@ -192,7 +193,7 @@ def test_bad_parameters_are_named(receiver):
 
 
 def test_a_flood_of_refusals_stays_bounded_and_accepted_deliveries_go_through(redis_url, tmp_path):
-    env = base_env(redis_url) | {"ORDERHOOKS_REJECTED_KEEP": "200", "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/3"}
+    env = base_env(redis_url) | {"ORDERHOOKS_REJECTED_KEEP": "200", "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/10"}
     client = redislib.Redis.from_url(env["REDIS_URL"])
     client.flushdb()
     web, url = start_web(env)
@@ -254,7 +255,7 @@ def _notify_env(redis_url: str, db: int, sink: Sink, **extra) -> dict:
 
 
 def test_failures_are_grouped_with_exact_counts_across_two_workers(redis_url, sink):
-    env = _notify_env(redis_url, 4, sink)
+    env = _notify_env(redis_url, 11, sink)
     client = redislib.Redis.from_url(env["REDIS_URL"])
     client.flushdb()
     web, url = start_web(env)
@@ -306,7 +307,7 @@ def test_failures_are_grouped_with_exact_counts_across_two_workers(redis_url, si
 
 
 def test_retries_repeat_body_and_id_and_processing_is_not_delayed(redis_url, sink):
-    env = _notify_env(redis_url, 5, sink)
+    env = _notify_env(redis_url, 12, sink)
     client = redislib.Redis.from_url(env["REDIS_URL"])
     client.flushdb()
     sink.status = 503
@@ -362,7 +363,7 @@ def test_redis_unavailable_is_sent_without_redis(tmp_path, sink):
 
 
 def test_notify_test_command(redis_url, sink):
-    env = _notify_env(redis_url, 6, sink)
+    env = _notify_env(redis_url, 13, sink)
     out = subprocess.run([sys.executable, "-m", "orderhooks.cli", "notify", "test"], env=env, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -380,7 +381,7 @@ def test_notify_test_command(redis_url, sink):
 
 
 def test_every_series_the_alert_rules_need_exists_from_the_first_scrape(redis_url):
-    env = base_env(redis_url) | {"REDIS_URL": redis_url.rsplit("/", 1)[0] + "/8"}
+    env = base_env(redis_url) | {"REDIS_URL": redis_url.rsplit("/", 1)[0] + "/14"}
     client = redislib.Redis.from_url(env["REDIS_URL"])
     client.flushdb()
     web, url = start_web(env)

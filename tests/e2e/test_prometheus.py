@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="Debian's prometheus 
 
 
 def test_a_handler_failure_fires_its_alert_in_prometheus(redis_url, tmp_path):
-    env = base_env(redis_url) | {"REDIS_URL": redis_url.rsplit("/", 1)[0] + "/7",
+    env = base_env(redis_url) | {"REDIS_URL": redis_url.rsplit("/", 1)[0] + "/15",
                                  "ORDERHOOKS_HANDLERS": "tests.e2e.handlers_ops", "ORDERHOOKS_RETRY_DELAYS": "0"}
     client = redislib.Redis.from_url(env["REDIS_URL"])
     client.flushdb()
