@@ -19,7 +19,7 @@ run: $(STAMP)
 
 # The whole suite, in random order (pytest-randomly prints its seed; `--randomly-seed=N` repeats an order).
 # The fast loop is `.venv/bin/pytest -m "not e2e"`.
-test: $(STAMP) browser
+test: $(STAMP) browser promtool
 	$(BIN)/ruff check .
 	cd examples/shipping-notices && $(abspath $(BIN))/pytest -q
 	$(BIN)/pytest -q
@@ -63,3 +63,14 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .orderhooks .pytest_cache mutants
+
+# The alert rules: `promtool check rules` and the project's own `promtool test rules` cases. promtool comes
+# with Debian's prometheus package, installed here when missing (never started as a service). Where it cannot
+# be installed the rules are not checked, said loudly; under CI=true that fails.
+.PHONY: promtool
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends prometheus; } >/dev/null 2>&1 || true
+	@if command -v promtool >/dev/null 2>&1; then \
+	  promtool check rules docs/prometheus/alerts.yml && promtool test rules docs/prometheus/tests.yml; \
+	elif [ "$$CI" = true ]; then echo "promtool missing (apt-get install prometheus failed)" >&2; exit 1; \
+	else echo "could not install promtool: the alert rules were NOT checked"; fi

@@ -855,5 +855,50 @@ def reconcile(shop: str, since: str | None, full: bool, as_json: bool) -> None:
     sys.exit(summary.exit_code)
 
 
+@main.command()
+@click.option("--platform", type=click.Choice(["genstore", "bigcommerce"]), default=None, help="default: all")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def rejected(platform: str | None, limit: int, as_json: bool) -> None:
+    """The newest refused deliveries (401, 400, 413, 431) and why each was refused."""
+    from receiver.rejected import read
+    from workers.keys import Keys
+
+    settings = _shops_settings()
+    found = read(_shops_redis(settings), Keys(settings.prefix), platform, limit)
+    if as_json:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    if not found["rejected"]:
+        click.echo("no refused deliveries recorded")
+    for r in found["rejected"]:
+        about = " ".join(f"{k}={r[k]}" for k in ("topic", "shop", "event_id") if r.get(k))
+        click.echo(f"{r['at'][:19]} {r['platform']} {r['status']} from {r['client']}: {r['reason']}"
+                   + (f" [{about}]" if about else "") + f" ({r['size']} bytes)")
+    if found["dropped"]:
+        click.echo(f"{found['dropped']} more refused but not recorded (too many at once)")
+
+
+@main.group(name="notify")
+def notify_group() -> None:
+    """Notifications (ORDERHOOKS_NOTIFY_URLS)."""
+
+
+@notify_group.command(name="test")
+def notify_test() -> None:
+    """Post a `test` notification to every URL and print each answer."""
+    from workers.notify import send_test
+
+    settings = _settings()
+    if not settings.notify_urls:
+        _fail("ORDERHOOKS_NOTIFY_URLS: not set: nothing to test", 2)
+    failed = 0
+    for position, (url, ok, answer) in enumerate(send_test(settings), 1):
+        where = url.split("://", 1)[-1].split("/", 1)[0]  # the host only: the rest of a webhook URL is a secret
+        click.echo(f"URL {position} ({where}): {'ok' if ok else 'failed'}: {answer}")
+        failed += not ok
+    sys.exit(1 if failed else 0)
+
+
 if __name__ == "__main__":
     main()

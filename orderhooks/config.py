@@ -182,6 +182,31 @@ def _redis_location(env: Mapping[str, str]) -> dict:
     return {"redis_url": url, "redis_sentinels": sentinels, "redis_sentinel_master": master}
 
 
+def _urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated http(s) URLs; a trailing slash of a bare origin is dropped. Errors name the position,
+    never the URL (an incoming webhook's URL is a secret)."""
+    urls = _list(env, name)
+    for position, url in enumerate(urls, 1):
+        scheme, _, rest = url.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+            raise ConfigError(f"{name}: URL {position} is not an http:// or https:// URL")
+    return tuple(u.rstrip("/") if u.count("/") == 3 else u for u in urls)
+
+
+def _notify_secret(env: Mapping[str, str], name: str) -> str | None:
+    """A Standard Webhooks signing key: `whsec_<base64>` of at least one byte."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        ok = raw.startswith("whsec_") and len(base64.b64decode(raw[len("whsec_"):], validate=True)) > 0
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"{name}: expected a whsec_<base64> key")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None = None
@@ -223,6 +248,13 @@ class Settings:
     # A 2xx only once this many replicas acknowledged the delivery's write (Redis WAIT), within the timeout.
     min_replicas: int = 0
     replica_timeout_ms: int = 1000
+    # Operations: notification URLs, their grouping interval (seconds) and signing key, the inspector's public
+    # origin for links, and how many refused deliveries are kept per platform.
+    notify_urls: tuple[str, ...] = field(default=(), repr=False)
+    notify_interval: int = 300
+    notify_secret: str | None = field(default=None, repr=False)
+    public_url: str | None = None
+    rejected_keep: int = 1000
 
     def __repr__(self) -> str:  # never show secrets or tokens
         return f"Settings(redis_url={self.redis_url!r}, prefix={self.prefix!r}, secrets=<{len(self.secrets)}>)"
@@ -272,6 +304,11 @@ class Settings:
             **_redis_location(env),
             min_replicas=_int(env, "ORDERHOOKS_MIN_REPLICAS", 0),
             replica_timeout_ms=_int(env, "ORDERHOOKS_REPLICA_TIMEOUT_MS", 1000, minimum=1),
+            notify_urls=_urls(env, "ORDERHOOKS_NOTIFY_URLS"),
+            notify_interval=_int(env, "ORDERHOOKS_NOTIFY_INTERVAL", 300, minimum=1),
+            notify_secret=_notify_secret(env, "ORDERHOOKS_NOTIFY_SECRET"),
+            public_url=(_urls(env, "ORDERHOOKS_PUBLIC_URL") or (None,))[0],
+            rejected_keep=_int(env, "ORDERHOOKS_REJECTED_KEEP", 1000, minimum=1),
         )
 
     @property

@@ -44,7 +44,7 @@ class EmbeddedRedis:
         args = [
             redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", self.fsync,
-            "--save", "", "--daemonize", "no", "--loglevel", "warning",
+            "--save", "", "--databases", "64", "--daemonize", "no", "--loglevel", "warning",
             "--logfile", str(self.data_dir / "redis.log"),
         ]
         # Own session: a Ctrl-C in the terminal must not stop Redis before the processes using it.

@@ -195,6 +195,19 @@ def get_event(request: Request, ctx) -> Response:
     return JSON({"event": found[0].detail()})
 
 
+@protected
+def list_rejected(request: Request, ctx) -> Response:
+    """The newest refused deliveries (`receiver.rejected`), of one platform or all; `dropped` those not recorded."""
+    from receiver.rejected import PLATFORMS, read
+
+    params = request.query_params
+    _only(params, "platform", "limit")
+    platform = params.get("platform") or None
+    if platform is not None and platform not in PLATFORMS:
+        raise BadParameter("platform", "one of " + ", ".join(PLATFORMS))
+    return JSON(read(ctx.redis, ctx.keys, platform, _limit(params, 100, 1000)))
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     """Routing errors (no such route, wrong method) as JSON, like every other error."""
     assert isinstance(exc, HTTPException)

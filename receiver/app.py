@@ -16,6 +16,7 @@ from orderhooks.config import Settings
 from receiver import api, convertors, metrics, openapi, ui  # noqa: F401 (convertors registers `anything`)
 from receiver.groupcommit import GroupWriter
 from receiver.intake import genstore_webhook
+from receiver.rejected import RejectedLog
 from storage.connection import connected_replicas, redis_client, redis_client_async
 from workers.context import Context
 from workers.intake import Delivery, store_deliveries_async
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette):
         app.state.writer = GroupWriter(store, settings.intake_batch)
         watching = asyncio.create_task(replicas.run()) if settings.min_replicas else None
+        recorder = asyncio.create_task(app.state.rejected.run())
         # Each delivery allocates a few thousand short-lived objects (its parsed body, the models);
         # the cyclic collector need not rescan the modules and app built at start-up each time.
         gc.freeze()
@@ -70,6 +72,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             if watching:
                 watching.cancel()
+            recorder.cancel()
+            await app.state.rejected.close()
             await app.state.writer.close()
             await aredis.aclose()
             redis.close()
@@ -84,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/events", api.list_events),
             Route("/api/events/{event_id:anything}", api.get_event),
             Route("/", api.root),
+            Route("/api/rejected", api.list_rejected),
             Route("/healthz", api.healthz),
             Route("/readyz", api.readyz),
             Route("/metrics", metrics.endpoint),
@@ -94,4 +99,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.ctx = ctx
+    app.state.rejected = RejectedLog(redis, ctx.keys, settings)
     return app

@@ -11,12 +11,15 @@ import time
 
 import redis
 import structlog
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from receiver import metrics
 from receiver.verify import VerificationError, verify
+from workers import notify
 from workers.intake import Delivery, make_delivery
+from workers.keys import GENSTORE
 
 log = structlog.get_logger("orderhooks.intake")
 
@@ -116,6 +119,19 @@ def _answer(outcome: str, status: int, body: dict, topic: str, **extra) -> JSONR
     return JSONResponse(body, status_code=status, **extra)
 
 
+def _refuse(request: Request, outcome: str, status: int, reason: str, topic: str, shop: str, *,
+            body: bytes | None = None, platform: str = GENSTORE, **extra) -> JSONResponse:
+    """A refusal before storing: counted by status and kept (`receiver.rejected`) for debugging the sender."""
+    metrics.DELIVERIES_REFUSED.labels(status=str(status)).inc()
+    rejected = getattr(request.app.state, "rejected", None)
+    if rejected is not None:
+        declared = request.headers.get("content-length", "")
+        rejected.record(request, status, reason, platform=platform, body=body,
+                        size=int(declared) if declared.isdigit() else None, topic=topic or None, shop=shop or None,
+                        event_id=header_text(request, b"x-genstore-event-id") or header_text(request, b"webhook-id"))
+    return _answer(outcome, status, {"error": reason}, topic, **extra)
+
+
 async def genstore_webhook(request: Request) -> JSONResponse:
     started = time.perf_counter()
     state = request.app.state
@@ -123,25 +139,25 @@ async def genstore_webhook(request: Request) -> JSONResponse:
     topic = header_text(request, b"x-genstore-topic") or ""
     shop = (header_text(request, b"x-genstore-shop-domain", strict=True) or "").lower()
     if headers_too_large(request):
-        return _answer("too_large", 431, {"error": f"request headers larger than {MAX_HEADER_BYTES} bytes"}, "")
+        return _refuse(request, "too_large", 431, f"request headers larger than {MAX_HEADER_BYTES} bytes", "", "")
     try:
         body = await read_body(request, settings.max_body)
     except BodyTooLarge:
-        return _answer("too_large", 413, {"error": f"body larger than {settings.max_body} bytes"}, topic,
+        return _refuse(request, "too_large", 413, f"body larger than {settings.max_body} bytes", topic, shop,
                        headers={"Connection": "close"})
     except ClientDisconnect:
-        return _answer("disconnected", 400, {"error": "client disconnected"}, topic)
+        return _refuse(request, "disconnected", 400, "client disconnected", topic, shop)
     received = time.perf_counter()
     twice = duplicated_header(request.headers)
     if twice:
-        return _answer("bad_request", 400, {"error": f"header {twice} sent more than once"}, topic)
+        return _refuse(request, "bad_request", 400, f"header {twice} sent more than once", topic, shop, body=body)
     standard_id = None
     if not settings.insecure_no_verify or settings.secret_keys:
         try:
             standard_id = verify(request.headers, body, settings.secret_keys, settings.tolerance)
         except VerificationError as exc:
             log.info("delivery_unauthorized", topic=topic, shop=shop, reason=str(exc))
-            return _answer("unauthorized", 401, {"error": str(exc)}, topic)
+            return _refuse(request, "unauthorized", 401, str(exc), topic, shop, body=body)
     event_id = event_id_for(request, topic, shop, body, standard_id is not None)
     delivery: Delivery = make_delivery(event_id, topic, shop, body, headers=recorded_headers(request.headers))
     context = {"event_id": event_id, "topic": topic, "shop": shop, "order_id": delivery.order_id}
@@ -157,6 +173,10 @@ async def genstore_webhook(request: Request) -> JSONResponse:
         log.info("delivery_duplicate", **context)
         return _answer("duplicate", 200, {"id": event_id, "status": "duplicate"}, topic)
     log.info("delivery_stored", **context, status=delivery.status, reason=delivery.error)
+    if delivery.status == "quarantined":
+        await run_in_threadpool(notify.occurred, state.ctx.redis, state.ctx.keys, settings, "events.quarantined",
+                                shop or None, 1, [{"id": event_id, "topic": topic, "order_id": None,
+                                                   "reason": (delivery.error or "")[:300]}], total="quarantined")
     if delivery.status == "ignored":
         return _answer("ignored", 200, {"id": event_id, "status": "ignored"}, topic)
     if delivery.status == "quarantined":

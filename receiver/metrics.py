@@ -25,6 +25,8 @@ from starlette.responses import Response
 from schemas import TOPICS
 from workers.keys import STATUSES
 from workers.metrics import WorkerCounts, metrics_key
+from workers.notify import RESULTS as NOTIFY_RESULTS
+from workers.notify import TYPES as NOTIFY_TYPES
 from workers.shops import list_shops
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -32,6 +34,13 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DELIVERIES = Counter(
     "orderhooks_deliveries_total", "Webhook deliveries by topic and outcome", ["topic", "outcome"]
 )
+DELIVERIES_REFUSED = Counter(
+    "orderhooks_deliveries_refused_total", "Deliveries refused before being stored, by the status answered",
+    ["status"],
+)
+REFUSED_STATUSES = ("400", "401", "413", "431")
+for _status in REFUSED_STATUSES:  # every series exists from the first scrape, so the first refusal raises alerts
+    DELIVERIES_REFUSED.labels(status=_status)
 ACK_SECONDS = Histogram(
     "orderhooks_ack_seconds", "Time from request start to acknowledgement",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
@@ -104,7 +113,25 @@ class RedisCollector:
         h.add_metric([], worker.cumulative_buckets(), worker.latency_sum)
         yield h
 
+        yield from totals_metrics(worker)
         yield from reconcile_metrics(worker, shops)
+
+
+def totals_metrics(worker: WorkerCounts):
+    """Events failed and quarantined, notifications by type and result: every series from the first scrape."""
+    c = CounterMetricFamily("orderhooks_events_failed", "Events that ended failed (a handler's or a stage's "
+                            "retries spent)")
+    c.add_metric([], worker.totals.get("failed", 0))
+    yield c
+    c = CounterMetricFamily("orderhooks_events_quarantined", "Deliveries and reconciled orders quarantined")
+    c.add_metric([], worker.totals.get("quarantined", 0))
+    yield c
+    c = CounterMetricFamily("orderhooks_notifications", "Notifications by type and result (sent; retried: an "
+                            "attempt failed; dropped: retries spent)", labels=["type", "result"])
+    for type_ in NOTIFY_TYPES:
+        for result in NOTIFY_RESULTS:
+            c.add_metric([type_, result], worker.notify.get((type_, result), 0))
+    yield c
 
 
 def reconcile_metrics(worker: WorkerCounts, shops):
@@ -114,7 +141,12 @@ def reconcile_metrics(worker: WorkerCounts, shops):
                                  "updated (older here) or quarantined, by shop", labels=["shop", "result"])
     runs = CounterMetricFamily("orderhooks_reconcile_runs", "Reconcile runs by shop and result (ok, failed)",
                                labels=["shop", "result"])
-    for (shop, result), n in sorted(worker.reconcile.items()):
+    counted = dict(worker.reconcile)
+    for shop in shops:  # a registered shop's series exist before its first run
+        if shop.reconciled:
+            for result in ("healed", "updated", "quarantined", "runs_ok", "runs_failed"):
+                counted.setdefault((shop.shop, result), 0)
+    for (shop, result), n in sorted(counted.items()):
         if result in ("healed", "updated", "quarantined"):
             orders.add_metric([shop, result], n)
         elif result in ("runs_ok", "runs_failed"):

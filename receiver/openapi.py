@@ -87,7 +87,28 @@ _TIME = {"type": "string", "format": "date-time"}
 _INT = {"type": "integer"}
 _STR = {"type": "string"}
 
+_NULLABLE_STR = {"type": ["string", "null"]}
 _HANDWRITTEN: dict[str, dict[str, Any]] = {
+    "RejectedList": {
+        "type": "object",
+        "required": ["rejected", "dropped"],
+        "properties": {
+            "rejected": {"type": "array", "description": "refused deliveries, newest first", "items": {
+                "type": "object",
+                "required": ["at", "platform", "client", "status", "reason", "topic", "shop", "event_id",
+                             "headers", "size", "sha256"],
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"}, "platform": _STR, "client": _NULLABLE_STR,
+                    "status": {"type": "integer", "enum": [400, 401, 413, 431]}, "reason": _STR,
+                    "topic": _NULLABLE_STR, "shop": _NULLABLE_STR, "event_id": _NULLABLE_STR,
+                    "headers": {"type": "array", "items": _STR, "description": "the names of the headers sent"},
+                    "size": {"type": ["integer", "null"], "description": "the body's size in bytes"},
+                    "sha256": _NULLABLE_STR,
+                },
+            }},
+            "dropped": {"type": "integer", "minimum": 0, "description": "refusals counted but not recorded"},
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -325,6 +346,14 @@ def _paths() -> dict[str, Any]:
                          "schema": {"type": "string", "minLength": 1}, "description": "the de-duplication key"},
                         _query("shop", {"type": "string"}, "the event's shop, when several shops use the id"),
                         _query("platform", {"type": "string"}, "the event's platform (genstore)")],
+        ),
+        "/api/rejected": _get(
+            "listRejected", "Deliveries refused before being stored (401, 400, 413, 431), newest first",
+            _ok("RejectedList"), *protected,
+            parameters=[
+                _query("platform", {"type": "string", "enum": ["genstore", "bigcommerce"]}, "one platform only"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "records"),
+            ],
         ),
         "/healthz": _get("healthz", "The process is up", _ok("Health"), public=True),
         "/readyz": _get(

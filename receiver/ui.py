@@ -644,6 +644,14 @@ def shops_page(request: Request, session: dict) -> Response:
     return render(request, "shops.html", {"shops": list_shops(ctx.redis, ctx.keys)}, session=session)
 
 
+@page
+def rejected_page(request: Request, session: dict) -> Response:
+    from receiver.rejected import read
+
+    ctx = request.app.state.ctx
+    return render(request, "rejected.html", read(ctx.redis, ctx.keys, None, 200), session=session)
+
+
 # --- replay -------------------------------------------------------------------------------
 
 @action
@@ -687,6 +695,7 @@ routes = [
     Route("/ui/orders/{shop}/{order_id:anything}", order),
     Route("/ui/order", order),
     Route("/ui/shops", shops_page),
+    Route("/ui/rejected", rejected_page),
     Route("/ui/replay", replay_one, methods=["POST"]),
     Route("/ui/replay-failed", confirm_replay_failed, methods=["GET"]),
     Route("/ui/replay-failed", replay_failed, methods=["POST"]),

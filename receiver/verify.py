@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -47,52 +48,81 @@ def _b64(value: str) -> bytes | None:
         return None
 
 
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _no_match(secrets: Sequence[bytes]) -> VerificationError:
+    n = len(secrets)
+    return VerificationError(f"signature does not match any of the {n} configured secret{'' if n == 1 else 's'} "
+                             "(a secret out of date, or the body changed on the way)")
+
+
 def _verify_genstore(headers: Mapping[str, str], body: bytes, secrets: Sequence[bytes]) -> None:
     given = headers.get(GENSTORE_HEADER)
     if not given:
-        raise VerificationError("missing signature: send X-Genstore-Hmac-Sha256 or Standard Webhooks headers")
+        raise VerificationError("missing signature: the X-Genstore-Hmac-Sha256 header was not sent "
+                                "(nor Standard Webhooks headers)")
+    if _HEX_DIGEST.fullmatch(given.strip()):
+        raise VerificationError("X-Genstore-Hmac-Sha256 is hex where base64 is expected: "
+                                "send the base64 of the HMAC-SHA256 digest")
     given_bytes = _b64(given)
     if given_bytes is None:
         raise VerificationError("X-Genstore-Hmac-Sha256 is not base64")
+    if len(given_bytes) != hashlib.sha256().digest_size:
+        raise VerificationError(f"X-Genstore-Hmac-Sha256 decodes to {len(given_bytes)} bytes; "
+                                "an HMAC-SHA256 has 32")
     matched = False
     for secret in secrets:  # no early exit: every secret is tried
         expected = hmac.new(secret, body, hashlib.sha256).digest()
         matched |= hmac.compare_digest(expected, given_bytes)
     if not matched:
-        raise VerificationError("signature does not match")
+        raise _no_match(secrets)
 
 
 def _verify_standard(
     headers: Mapping[str, str], body: bytes, secrets: Sequence[bytes], tolerance: int, now: float
 ) -> str:
     msg_id, stamp, signatures = (headers.get(h, "") for h in STANDARD_HEADERS)
-    if not (msg_id and stamp and signatures):
+    missing = [h for h, v in zip(STANDARD_HEADERS, (msg_id, stamp, signatures), strict=True) if not v]
+    if missing:
         raise VerificationError(
-            "incomplete Standard Webhooks headers: need webhook-id, webhook-timestamp, webhook-signature"
+            f"incomplete Standard Webhooks headers: {', '.join(missing)} missing "
+            "(need webhook-id, webhook-timestamp, webhook-signature)"
         )
     try:
         timestamp = int(stamp)
     except ValueError:
         raise VerificationError("webhook-timestamp is not a Unix time in seconds") from None
     if abs(now - timestamp) > tolerance:
-        raise VerificationError("webhook-timestamp is outside the tolerance")
+        off = round(abs(now - timestamp))
+        when = "in the past" if timestamp < now else "in the future"
+        raise VerificationError(f"webhook-timestamp is outside the tolerance: {off} seconds {when} "
+                                f"(at most {tolerance}; check the sender's clock, or a replayed delivery)")
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:
         raise VerificationError("body is not UTF-8, so it cannot carry a Standard Webhooks signature") from None
     given = []
+    hex_seen = False
     for part in signatures.split():
         version, _, sig = part.partition(",")
+        if version == "v1" and _HEX_DIGEST.fullmatch(sig):
+            hex_seen = True
+            continue
         decoded = _b64(sig) if version == "v1" else None
         if decoded is not None:
             given.append(decoded)
+    if not given:
+        if hex_seen:
+            raise VerificationError("webhook-signature is hex where base64 is expected: send v1,<base64>")
+        raise VerificationError("webhook-signature has no v1,<base64> signature")
     matched = False
     for secret in secrets:
         expected = _b64(standard_signature(secret, msg_id, timestamp, body).split(",", 1)[1])
         for sig in given:
             matched |= hmac.compare_digest(expected, sig)
     if not matched:
-        raise VerificationError("signature does not match")
+        raise _no_match(secrets)
     return msg_id
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from schemas import NormalizedEvent, Order, Projection, Refund
+from workers import notify
 from workers.context import Context, rq_pipeline
 from workers.event import HandlerEvent
 from workers.handlers import Handler
@@ -107,7 +108,9 @@ def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterabl
     statuses = " ".join(STATUSES)
     status_keys = keys.status_keys()
     pipe = rq_pipeline(ctx.redis)
+    evals: list[tuple[int, Outcome]] = []
     for o in outcomes:
+        evals.append((len(pipe.command_stack), o))
         # EVAL: a registered script would cost the pipeline a SCRIPT EXISTS round trip
         pipe.eval(SET_HANDLER_OUTCOME, 1 + len(status_keys), keys.event(o.event_ref), *status_keys,
                   HANDLER_FIELD + o.handler, json.dumps(o.data), statuses, o.event_ref)
@@ -119,7 +122,23 @@ def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterabl
             )
     for ref in finished:
         pipe.zrem(keys.dispatching, ref)
-    pipe.execute()
+    results = pipe.execute()
+    _count_failed(ctx, [(o, results[i]) for i, o in evals])
+
+
+def _count_failed(ctx: Context, results: list[tuple[Outcome, Any]]) -> None:
+    """Events that have just turned `failed` (a handler's retries spent): counted, and notified per shop."""
+    by_shop: dict[str, list[dict]] = {}
+    for o, result in results:
+        if not isinstance(result, list) or len(result) < 6:
+            continue
+        new, current, event_id, shop, topic, order_id = (v.decode("utf-8", "replace") for v in result[:6])
+        if new == "failed" and current != "failed":
+            by_shop.setdefault(shop, []).append({"id": event_id, "topic": topic, "order_id": order_id or None,
+                                                 "reason": f"{o.handler}: {o.data.get('error', '')}"[:300]})
+    for shop, examples in by_shop.items():
+        notify.occurred(ctx.redis, ctx.keys, ctx.settings, "event.failed", shop or None, len(examples), examples,
+                        total="failed")
 
 
 def _typed_order(a: Applied, cache: dict[int, Order]) -> Order | None:

@@ -8,13 +8,14 @@ from datetime import timedelta
 import structlog
 from rq import get_current_job
 
-from workers import metrics
+from workers import metrics, notify
 from workers.context import get_context
 from workers.dispatch import dispatch_applied
 from workers.dispatch import resume_pending as _resume_pending
 from workers.dispatch import run_handler as _run_handler
 from workers.intake import CLAIM_EVENTS, PROCESS_JOB, PROCESS_JOB_ID_PREFIX, claim_waiting
 from workers.projection import apply_events, record_apply_failures
+from workers.records import load_events
 
 log = structlog.get_logger("orderhooks.worker")
 BATCH_EVENTS = 64  # events applied, then their handlers run, together
@@ -58,6 +59,9 @@ def process_events(ids: list[str]) -> dict:
 def _retry_or_fail(ctx, failed: dict[str, str]) -> None:
     """Events the apply step failed on: record each one's error; schedule its retry, or it is failed."""
     outcomes = record_apply_failures(ctx.redis, ctx.keys, failed, ctx.settings.retry_delays)
+    ended = [ref for ref, delay in outcomes.items() if delay is None]
+    if ended:
+        _notify_failed(ctx, ended, failed)
     for ref, delay in outcomes.items():
         if delay is None:
             log.error("event_failed", event_ref=ref, stage="apply", error=failed[ref])
@@ -67,6 +71,19 @@ def _retry_or_fail(ctx, failed: dict[str, str]) -> None:
                              job_id=f"{PROCESS_JOB_ID_PREFIX}1-{uuid.uuid4().hex}",
                              result_ttl=300, failure_ttl=7 * 24 * 3600, timeout=600,
                              description=f"retry applying {ref}")
+
+
+def _notify_failed(ctx, refs: list[str], errors: dict[str, str]) -> None:
+    """Events whose apply retries are spent: counted, and notified per shop."""
+    by_shop: dict[str, list[dict]] = {}
+    for ref, record in zip(refs, load_events(ctx.redis, ctx.keys, refs), strict=True):
+        shop = record.shop if record else ""
+        by_shop.setdefault(shop, []).append({
+            "id": record.id if record else ref, "topic": record.topic if record else None,
+            "order_id": record.order_id if record else None, "reason": f"apply: {errors[ref]}"[:300]})
+    for shop, examples in by_shop.items():
+        notify.occurred(ctx.redis, ctx.keys, ctx.settings, "event.failed", shop or None, len(examples), examples,
+                        total="failed")
 
 
 def run_handler(ref: str, handler: str) -> str | None:

@@ -170,3 +170,42 @@ class Keys:
     def reconcile_due(self, shop: str) -> str:
         """STRING with a TTL of the reconcile interval: set by the worker that schedules this shop's run."""
         return f"{self.prefix}reconcile:scheduled:{part(shop)}"
+
+    # --- operations: notifications and refused deliveries ---
+
+    def notify_group(self, member: str) -> str:
+        """HASH: occurrences of one notification group not sent yet (`count`, `first_at`, `last_at`, `type`,
+        `shop`); `member` from `notify.group_member`."""
+        return f"{self.prefix}notify:group:{member}"
+
+    def notify_examples(self, member: str) -> str:
+        """LIST: up to 5 examples (JSON) of the group's occurrences."""
+        return f"{self.prefix}notify:examples:{member}"
+
+    def notify_sent(self, member: str) -> str:
+        """STRING with a TTL past the interval: when the group's last notification was made (Unix time)."""
+        return f"{self.prefix}notify:sent:{member}"
+
+    @property
+    def notify_due(self) -> str:
+        """ZSET: groups with occurrences to send, scored by the time they are due."""
+        return f"{self.prefix}notify:due"
+
+    @property
+    def notify_outbox(self) -> str:
+        """HASH: notifications being sent, one per (notification, URL): `<id>|<url hash>` -> JSON."""
+        return f"{self.prefix}notify:outbox"
+
+    @property
+    def notify_outbox_due(self) -> str:
+        """ZSET: the outbox's members, scored by their next attempt (or the end of a sender's lease)."""
+        return f"{self.prefix}notify:outbox:due"
+
+    def rejected(self, platform: str) -> str:
+        """LIST: the newest refused deliveries of a platform (JSON), newest first, trimmed to the keep."""
+        return f"{self.prefix}rejected:{part(platform)}"
+
+    @property
+    def rejected_dropped(self) -> str:
+        """STRING: refused deliveries counted but not recorded (past the recording rate), by every receiver."""
+        return f"{self.prefix}rejected:dropped"

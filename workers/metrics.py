@@ -15,6 +15,9 @@ Fields of the hash (`<prefix>metrics`):
     latency|sum, latency|count   their sum (seconds) and count
     reconcile|<shop>|<result>    orders reconciliation healed, updated or quarantined, and runs
                                  (`runs_ok`, `runs_failed`)
+    total|failed                 events that ended `failed` (a stage's or handler's retries spent)
+    total|quarantined            deliveries and reconciled orders quarantined (receivers count theirs here too)
+    notify|<type>|<result>       notifications sent, retried (an attempt failed) or dropped (retries spent)
 """
 
 from __future__ import annotations
@@ -94,6 +97,25 @@ def record(redis: Redis, keys: Keys, *, events: Iterable[tuple[str, str]] = (),
         log.warning("metrics_not_recorded", error=type(exc).__name__)
 
 
+def total_field(name: str) -> str:
+    """The hash field of a system-wide total (`failed`, `quarantined`)."""
+    return SEP.join(("total", name))
+
+
+def notify_field(type_: str, result: str) -> str:
+    return SEP.join(("notify", type_, result))
+
+
+def count(redis: Redis, keys: Keys, fields: dict[str, int]) -> None:
+    """Add to counters by field name, in one round trip; never raises (metrics never fail a job)."""
+    try:
+        pipe = redis.pipeline(transaction=False)
+        _add(pipe, metrics_key(keys), {k: n for k, n in fields.items() if n}, [])
+        pipe.execute()
+    except redislib.RedisError as exc:
+        log.warning("metrics_not_recorded", error=type(exc).__name__)
+
+
 def record_processed(redis: Redis, keys: Keys, applied, outcomes, now: float | None = None) -> None:
     """After `process_events`: each applied event, its delivery-to-processed time, each handler call."""
     now = time.time() if now is None else now
@@ -120,6 +142,8 @@ class WorkerCounts:
     latency_sum: float = 0.0
     latency_count: int = 0
     reconcile: dict[tuple[str, str], int] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+    notify: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, raw: dict[bytes, bytes]) -> WorkerCounts:
@@ -133,6 +157,10 @@ class WorkerCounts:
                 out.handlers[(parts[1], parts[2])] = int(value)
             elif parts[0] == "reconcile" and len(parts) == 3:
                 out.reconcile[(parts[1], parts[2])] = int(value)
+            elif parts[0] == "total" and len(parts) == 2:
+                out.totals[parts[1]] = int(value)
+            elif parts[0] == "notify" and len(parts) == 3:
+                out.notify[(parts[1], parts[2])] = int(value)
             elif parts[0] == "latency" and len(parts) == 2:
                 if parts[1] == "sum":
                     out.latency_sum = float(value)

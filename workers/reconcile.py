@@ -34,7 +34,7 @@ import structlog
 
 from orderhooks.config import ConfigError
 from schemas import ORDERS_RECONCILE, NormalizedEvent, Projection, merge
-from workers import metrics
+from workers import metrics, notify
 from workers.context import Context
 from workers.genstore import MAX_LIMIT, GenstoreAuthError, GenstoreError, ListedOrder, OrderPage, client_for
 from workers.intake import Delivery, store_deliveries
@@ -255,10 +255,26 @@ def reconcile_shop(ctx: Context, shop: str, *, since: datetime | None = None, fu
         record_run(ctx.redis, ctx.keys, shop, started_at=started, ok=summary.failed is None,
                    healed=summary.healed, updated=summary.updated, errors=summary.errors, error=summary.failed)
         metrics.record(ctx.redis, ctx.keys, reconcile=[(shop, summary)])
+        _notify(ctx, shop, summary)
         log.info("reconcile_done", **summary.to_json())
         return summary
     finally:
         lock.release()
+
+
+def _notify(ctx: Context, shop: str, summary: Summary) -> None:
+    """What a run found that someone should hear about: orders healed or updated (webhooks are being
+    missed), orders quarantined, the run failing."""
+    if summary.healed + summary.updated:
+        notify.occurred(ctx.redis, ctx.keys, ctx.settings, "reconcile.healed", shop, summary.healed + summary.updated,
+                        [{"healed": summary.healed, "updated": summary.updated}])
+    if summary.quarantined:
+        notify.occurred(ctx.redis, ctx.keys, ctx.settings, "events.quarantined", shop, summary.quarantined,
+                        [{"topic": ORDERS_RECONCILE, "reason": "reconciled orders that do not normalize"}],
+                        total="quarantined")
+    if summary.failed:
+        notify.occurred(ctx.redis, ctx.keys, ctx.settings, "reconcile.failed", shop, 1,
+                        [{"reason": summary.failed[:300]}])
 
 
 def schedule_due(ctx: Context, now: float | None = None) -> list[str]:

@@ -35,6 +35,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
+from workers import notify
 from workers.context import Context, RedisState, redis_problem, rq_pipeline, set_context, unavailable_reason
 from workers.intake import enqueue_processing
 from workers.reconcile import schedule_due
@@ -292,6 +293,7 @@ def run_worker(ctx: Context, burst: bool = False, name: str | None = None) -> No
     background_stop = threading.Event()
     background = threading.Thread(target=_background, args=(ctx, current, scheduler, background_stop, state),
                                   daemon=True, name="sweeper")
+    notify.start_sender(ctx.redis, ctx.keys, ctx.settings, background_stop)  # posts on its own thread
     quick_restarts = 0
     try:
         while not stop.is_set():

@@ -92,6 +92,7 @@ return 1
 # KEYS: event, then the zset of every status in workers.keys.STATUSES order
 # ARGV: handler field name, outcome json, statuses (space separated, same order as the zsets), the event's ref
 # The status becomes 'failed' while any handler is failed, else the event's base state.
+# Returns {new status, previous status, id, shop, topic, order id} (so the caller sees an event turn failed).
 SET_HANDLER_OUTCOME = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -152,7 +153,8 @@ if new ~= current then
   end
   redis.call('HSET', KEYS[1], 'status', new)
 end
-return new
+local about = redis.call('HMGET', KEYS[1], 'id', 'shop', 'topic', 'order_id')
+return {new, current or '', about[1] or '', about[2] or '', about[3] or '', about[4] or ''}
 """
 
 # Move an event to a new status (replay), keeping its received-time score.

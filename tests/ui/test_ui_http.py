@@ -268,3 +268,24 @@ def test_sign_in_and_pages_answer_503_while_redis_is_away(ctx, settings):
         cookie = ui.make_session(TOKEN)
         assert c.get("/ui", headers={"Cookie": f"{ui.SESSION_COOKIE}={cookie}"}).status_code == 503
         assert c.post("/ui/logout", data={}, headers={"Cookie": f"{ui.SESSION_COOKIE}={cookie}"}).status_code == 503
+
+
+def test_rejected_page_lists_refusals_with_their_reason_and_nothing_secret(client):
+    body = example_for_topic("orders/paid")
+    r = client.post("/webhooks/genstore", content=body, headers={
+        "X-Genstore-Topic": "orders/paid", "X-Genstore-Shop-Domain": SHOP, "X-Genstore-Event-Id": "evt-rejected-1",
+        "X-Genstore-Hmac-Sha256": "q" * 43 + "="})
+    assert r.status_code == 401
+    assert client.get("/ui/rejected").status_code == 303  # signed in only
+    sign_in(client)
+
+    def shown():
+        page = client.get("/ui/rejected")
+        return page.text if "evt-rejected-1" in page.text else None
+
+    deadline = time.monotonic() + 10
+    while not (text := shown()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert text, "the refusal was not shown"
+    assert "does not match any of the 1 configured secret" in text and "q" * 43 not in text
+    assert 'href="/ui/rejected" class="here"' in text

@@ -82,3 +82,23 @@ def test_secret_key_takes_fernet_keys_for_rotation():
     assert Settings.from_env({"ORDERHOOKS_SECRET_KEY": f"{first}, {second}"}).secret_key == (first, second)
     assert Settings.from_env({}).secret_key == ()
     assert first not in repr(Settings.from_env({"ORDERHOOKS_SECRET_KEY": first}))
+
+
+@pytest.mark.parametrize("name,value", [
+    ("ORDERHOOKS_NOTIFY_URLS", "hooks.slack.com/services/T/B/x"),
+    ("ORDERHOOKS_NOTIFY_URLS", "https://ok.example.com/a,ftp://x"),
+    ("ORDERHOOKS_NOTIFY_INTERVAL", "0"),
+    ("ORDERHOOKS_NOTIFY_SECRET", "not-a-whsec-key"),
+    ("ORDERHOOKS_PUBLIC_URL", "hooks.example.com"),
+    ("ORDERHOOKS_REJECTED_KEEP", "0"),
+])
+def test_bad_operations_value_names_the_variable_and_not_the_url(name, value):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({name: value})
+    assert str(info.value).startswith(name + ":") and "slack" not in str(info.value)
+
+
+def test_operations_defaults():
+    s = Settings.from_env({"ORDERHOOKS_PUBLIC_URL": "https://hooks.example.com/"})
+    assert (s.notify_urls, s.notify_interval, s.notify_secret, s.rejected_keep) == ((), 300, None, 1000)
+    assert s.public_url == "https://hooks.example.com"

@@ -120,3 +120,55 @@ def test_an_empty_key_never_verifies():
         verify(signed, BODY, [empty, OTHER])
     assert verify(standard_headers(OTHER), BODY, [empty, OTHER]) == "msg_1"
     assert verify(genstore_headers(OTHER), BODY, [empty, OTHER]) is None
+
+
+# Refusal reasons say what to fix (they are shown to the sender and kept with the refused delivery).
+
+def test_reason_names_the_missing_genstore_header():
+    with pytest.raises(VerificationError, match="X-Genstore-Hmac-Sha256 header was not sent"):
+        verify({}, BODY, [KEY])
+
+
+def test_reason_says_hex_where_base64_is_expected():
+    hex_sig = hmac.new(KEY, BODY, hashlib.sha256).hexdigest()
+    with pytest.raises(VerificationError, match="hex where base64 is expected"):
+        verify({"x-genstore-hmac-sha256": hex_sig}, BODY, [KEY])
+    h = standard_headers()
+    h["webhook-signature"] = "v1," + hex_sig
+    with pytest.raises(VerificationError, match="hex where base64 is expected"):
+        verify(h, BODY, [KEY])
+
+
+def test_reason_counts_the_secrets_tried():
+    with pytest.raises(VerificationError, match="any of the 2 configured secrets"):
+        verify(genstore_headers(b"x" * 20), BODY, [KEY, OTHER])
+    with pytest.raises(VerificationError, match="any of the 1 configured secret "):
+        verify(standard_headers(OTHER), BODY, [KEY])
+
+
+def test_reason_says_how_far_off_the_timestamp_is():
+    now = time.time()
+    with pytest.raises(VerificationError, match=r"412 seconds in the past \(at most 300"):
+        verify(standard_headers(stamp=int(now) - 412), BODY, [KEY], 300, now=int(now))
+    with pytest.raises(VerificationError, match="1000 seconds in the future"):
+        verify(standard_headers(stamp=int(now) + 1000), BODY, [KEY], 300, now=int(now))
+
+
+def test_reason_names_the_missing_standard_header():
+    h = standard_headers()
+    del h["webhook-timestamp"]
+    with pytest.raises(VerificationError, match="webhook-timestamp missing"):
+        verify(h, BODY, [KEY])
+
+
+def test_reason_for_a_digest_of_the_wrong_length():
+    with pytest.raises(VerificationError, match="decodes to 3 bytes"):
+        verify({"x-genstore-hmac-sha256": base64.b64encode(b"abc").decode()}, BODY, [KEY])
+
+
+def test_no_reason_gives_a_secret_or_the_signature_away():
+    sig = genstore_signature(OTHER, BODY)
+    with pytest.raises(VerificationError) as caught:
+        verify({"x-genstore-hmac-sha256": sig}, BODY, [KEY])
+    text = str(caught.value)
+    assert sig not in text and "k" * 24 not in text and base64.b64encode(b"k" * 24).decode() not in text
