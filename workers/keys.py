@@ -170,3 +170,8 @@ class Keys:
     def reconcile_due(self, shop: str) -> str:
         """STRING with a TTL of the reconcile interval: set by the worker that schedules this shop's run."""
         return f"{self.prefix}reconcile:scheduled:{part(shop)}"
+
+    def bigcommerce_quota(self, shop: str) -> str:
+        """HASH with a TTL past its window: a BigCommerce store's V2 API quota as its last answer gave it
+        (`left` requests, `reset_at` in Unix ms), shared by every worker."""
+        return f"{self.prefix}bigcommerce:quota:{part(shop)}"
