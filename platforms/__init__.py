@@ -56,6 +56,8 @@ class Platform:
     # Extra attributes of the handlers' event, from the stored topic and raw body.
     event_details: Callable[[str, bytes], dict[str, Any]] = field(default=lambda topic, raw: {})
     reconciled: bool = False  # whether `orderhooks reconcile` covers its shops
+    # A stored delivery triaged again, for a replay: (raw body) -> (status, order id, error).
+    retriage: Callable[[bytes], tuple[str, str | None, str | None]] | None = None
 
 
 def get(name: str) -> Platform:

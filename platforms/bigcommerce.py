@@ -72,6 +72,19 @@ def verify(headers: Mapping[str, str], body: bytes, settings: Settings) -> str |
     return msg_id
 
 
+def triage(body: bytes) -> tuple[str, str | None, str | None]:
+    """(status, order id, error) of a stored envelope, as `accept` decides it (a replay asks again)."""
+    try:
+        env = bc.parse_envelope(body)
+    except bc.EnvelopeError as exc:
+        return "quarantined", None, str(exc)
+    if env.scope not in bc.PROCESSED_SCOPES:
+        return "ignored", env.order_id, f"scope {env.scope!r} is not processed"
+    if env.order_id is None:
+        return "quarantined", None, "data.id: missing"
+    return "queued", env.order_id, None
+
+
 def accept(headers: Mapping[str, str], body: bytes, settings: Settings, recorded: dict[str, str]):
     """Verify a delivery and triage its envelope into a Delivery (not stored yet).
 
@@ -87,14 +100,9 @@ def accept(headers: Mapping[str, str], body: bytes, settings: Settings, recorded
     except bc.EnvelopeError as exc:
         return Delivery(id=msg_id or "sha256:" + hashlib.sha256(body).hexdigest(), topic="", shop="", raw=body,
                         headers=recorded, status="quarantined", error=str(exc), platform=NAME)
-    event_id = msg_id or env.dedup_key
-    delivery = Delivery(id=event_id, topic=env.scope, shop=env.shop, raw=body, headers=recorded, platform=NAME,
-                        order_id=env.order_id)
-    if env.scope not in bc.PROCESSED_SCOPES:
-        delivery.status, delivery.error = "ignored", f"scope {env.scope!r} is not processed"
-    elif env.order_id is None:
-        delivery.status, delivery.error = "quarantined", "data.id: missing"
-    return delivery
+    status, order_id, error = triage(body)
+    return Delivery(id=msg_id or env.dedup_key, topic=env.scope, shop=env.shop, raw=body, headers=recorded,
+                    platform=NAME, order_id=order_id, status=status, error=error)
 
 
 # -- the V2 API ----------------------------------------------------------------------------------------------------
@@ -426,4 +434,5 @@ PLATFORM = Platform(
     view=_view,
     order_state=lambda order: (bc.is_closed(order), bc.is_cancelled(order)),
     event_details=_event_details,
+    retriage=triage,
 )

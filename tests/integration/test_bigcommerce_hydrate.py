@@ -233,3 +233,11 @@ def test_settings_read_bigcommerce_variables():
     assert s.bigcommerce_header == ("x-hook-key", "abc 123")
     assert s.bigcommerce_configured and not s.genstore_configured
     s.require_verification()  # one platform configured is enough
+
+
+def test_replaying_a_quarantined_envelope_triages_it_as_bigcommerce(bctx, api):
+    [ref] = deliver(bctx, envelope("store/order/created", order_id=None))
+    assert event(bctx, ref).error == "data.id: missing"
+    result = replay(bctx, ref)
+    assert (result.status, result.detail) == ("quarantined", "data.id: missing")
+    assert event(bctx, ref).status == "quarantined"
