@@ -84,6 +84,10 @@ def _dev_secret(data_dir: Path) -> str:
     return _dev_value(data_dir, "dev-secret", lambda: "whsec_" + base64.b64encode(os.urandom(24)).decode())
 
 
+def _dev_bigcommerce_secret(data_dir: Path) -> str:
+    return _dev_value(data_dir, "dev-bigcommerce-secret", lambda: pysecrets.token_urlsafe(32))
+
+
 def _dev_token(data_dir: Path) -> str:
     return _dev_value(data_dir, "dev-token", lambda: pysecrets.token_urlsafe(24))
 
@@ -115,9 +119,12 @@ def dev(host: str) -> None:
         env["ORDERHOOKS_SECRETS"] = _dev_secret(settings.data_dir)
     if not settings.api_token:
         env["ORDERHOOKS_API_TOKEN"] = _dev_token(settings.data_dir)
+    if not settings.bigcommerce_configured:
+        env["ORDERHOOKS_BIGCOMMERCE_SECRETS"] = _dev_bigcommerce_secret(settings.data_dir)
     if not settings.secret_key:  # a Fernet key for the shops' API tokens
         env["ORDERHOOKS_SECRET_KEY"] = _dev_value(settings.data_dir, "dev-secret-key",
                                                   lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())
+    sandbox_url = _start_bigcommerce_sandbox(host, env)
     env.setdefault("ORDERHOOKS_LOG_FORMAT", "console")
     cmd = [sys.executable, "-m", "orderhooks.cli"]
     # Own sessions: only this process signals them, once, so each shuts down warm.
@@ -148,6 +155,9 @@ def dev(host: str) -> None:
         f"  The CLI        {cli}" + ("" if cli == "orderhooks" else
                                      "  (or `source .venv/bin/activate`, then `orderhooks ...`)"),
         "  Try            " + f"{cli} send orders/create --url {url}/webhooks/genstore",
+        "                 " + f"{cli} send --platform bigcommerce store/order/created --order-id 250 "
+        f"--url {url}/webhooks/bigcommerce",
+        f"                 (BigCommerce: hydrated from the sandbox V2 API at {sandbox_url})",
         "                 " + f"{cli} events",
         "                 " + f"curl -H 'X-Genstore-Access-Token: {token}' {url}/api/202412/orders",
         "Press Ctrl-C to stop.",
@@ -218,6 +228,34 @@ def _cli_command() -> str:
         return str(here.relative_to(Path.cwd()))
     except ValueError:
         return str(here)
+
+
+def _start_bigcommerce_sandbox(host: str, env: dict) -> str:
+    """Serve the sandbox V2 API in this process and register its store, so that BigCommerce deliveries to the
+    dev receiver hydrate without a store; returns its URL."""
+    import threading
+
+    import uvicorn
+
+    from orderhooks.embedded import free_port
+    from platforms import bigcommerce_sandbox as sandbox
+    from storage.connection import redis_client
+    from workers.keys import Keys
+    from workers.shops import add_shop
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(sandbox.app(), host=host, port=port, log_level="warning",
+                                           lifespan="off", access_log=False))
+    threading.Thread(target=server.run, name="bigcommerce-sandbox", daemon=True).start()
+    url = f"http://{host}:{port}{sandbox.BASE}"
+    dev_settings = Settings.from_env(env)
+    redis = redis_client(dev_settings)
+    try:
+        add_shop(redis, Keys(dev_settings.prefix), dev_settings, sandbox.SHOP, "sandbox-token-0000000000",
+                 api_url=url, platform="bigcommerce")
+    finally:
+        redis.close()
+    return url
 
 
 DEV_REDIS_RESTARTS = 3  # within a minute; more, and something is wrong that restarting will not fix
@@ -355,23 +393,30 @@ def _signed_headers(topic: str, shop: str, body: bytes, key: bytes, event_id: st
               help="Send a whole sequence instead of one topic: lifecycle = create, paid, partiallyFulfilled, "
                    "fulfilled, refund, and one out-of-order pair of updates.")
 @click.option("--order-id", default=None, help="the order the example payload is about (default: a new one)")
-@click.option("--url", default=None, help="default: http://127.0.0.1:$PORT/webhooks/genstore")
-@click.option("--secret", default=None, help="default: first of ORDERHOOKS_SECRETS, else the dev secret")
-@click.option("--shop", default="acme.genmystore.com", show_default=True)
+@click.option("--url", default=None, help="default: http://127.0.0.1:$PORT/webhooks/PLATFORM")
+@click.option("--secret", default=None, help="default: first of ORDERHOOKS_SECRETS (ORDERHOOKS_BIGCOMMERCE_SECRETS), "
+                                             "else the dev secret")
+@click.option("--shop", default=None, help="default: acme.genmystore.com, or store-sandbox.mybigcommerce.com")
 @click.option("--event-id", default=None, help="default: a new one")
 @click.option("--scheme", type=click.Choice(["genstore", "standard"]), default="genstore", show_default=True)
 @click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=10.0, show_default=True,
               help="seconds to wait for the event's outcome")
 @click.option("--no-wait", is_flag=True, help="print the answer and stop: do not wait for the outcome")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per delivery (also when not on a terminal)")
+@click.option("--platform", type=click.Choice(["genstore", "bigcommerce"]), default="genstore", show_default=True)
 def send(topic, file_, scenario, order_id, url, secret, shop, event_id, scheme, wait_seconds, no_wait,
-         as_json) -> None:
+         as_json, platform) -> None:
     """Sign and send a delivery as Genstore would, then wait for its outcome and print it.
 
     Without --file, TOPIC's example payload about a new order (or --order-id) with current times. The outcome
     is read from the read API at the --url origin (ORDERHOOKS_API_TOKEN, or the dev token). Exit 0 for
-    processed, stale, ignored and duplicate; 1 otherwise.
+    processed, stale, ignored and duplicate; 1 otherwise. With --platform bigcommerce, a thin envelope of a
+    store/order/* scope, signed as BigCommerce signs it (it does not wait).
     """
+    if platform == "bigcommerce":
+        _send_bigcommerce(topic, file_, order_id, url, secret, shop, event_id)
+        return
+    shop = shop or "acme.genmystore.com"
     import httpx
 
     from orderhooks.config import secret_bytes
@@ -484,6 +529,48 @@ def _outcome_line(outcome: dict) -> str:
 
 ID_COLUMNS = ("id", "orderId", "order", "shop")  # what users copy: never cut, never wrapped
 MIN_OTHER = 8  # the narrowest a column other than an id may get before the table turns into a list
+
+
+def _send_bigcommerce(scope, file_, order_id, url, secret, shop, event_id) -> None:
+    import httpx
+
+    from receiver.verify import standard_signature
+    from schemas import bigcommerce as bc
+
+    settings = _settings()
+    if not scope:
+        err.print("give a scope, e.g. store/order/created")
+        sys.exit(2)
+    shop = (shop or "store-sandbox.mybigcommerce.com").lower()
+    store_hash = bc.store_hash_of(shop)
+    if store_hash is None:
+        err.print(f"--shop: expected store-HASH.mybigcommerce.com, got {shop!r}")
+        sys.exit(2)
+    if file_:
+        body = Path(file_).read_bytes()
+    else:
+        oid = order_id or "250"
+        data: dict = {"type": "order", "id": int(oid) if oid.isdigit() else oid}
+        if scope == "store/order/statusUpdated":
+            data["status"] = {"previous_status_id": 0, "new_status_id": 11}
+        body = json.dumps({"scope": scope, "store_id": "1", "data": data, "hash": uuid.uuid4().hex,
+                           "created_at": int(time.time()), "producer": f"stores/{store_hash}"}).encode()
+    key = (secret or (None if not settings.bigcommerce_secret_keys else settings.bigcommerce_secret_keys[0].decode())
+           or _dev_bigcommerce_secret(settings.data_dir)).encode()
+    msg_id = event_id or f"msg_{uuid.uuid4().hex}"
+    stamp = int(time.time())
+    headers = {"Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(stamp),
+               "webhook-signature": standard_signature(key, msg_id, stamp, body)}
+    if settings.bigcommerce_header is not None:
+        headers[settings.bigcommerce_header[0]] = settings.bigcommerce_header[1]
+    url = url or f"http://127.0.0.1:{settings.port}/webhooks/bigcommerce"
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        err.print(f"could not reach {url}: {exc}")
+        sys.exit(1)
+    console.print(f"{response.status_code} {response.text}")
+    sys.exit(0 if response.is_success else 1)
 
 
 def _table(title: str, columns: list[str], rows: list[list]) -> None:

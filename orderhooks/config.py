@@ -205,6 +205,28 @@ def _notify_secret(env: Mapping[str, str], name: str) -> str | None:
     if not ok:
         raise ConfigError(f"{name}: expected a whsec_<base64> key")
     return raw
+def _header(env: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """`Name: value`, a header a delivery must carry (compared in constant time); None when unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    header, sep, value = raw.partition(":")
+    header, value = header.strip(), value.strip()
+    if not sep or not header or not value or any(c.isspace() for c in header):
+        raise ConfigError(f"{name}: expected a header as 'Name: value'")
+    return header.lower(), value
+
+
+def _utf8_secrets(env: Mapping[str, str], name: str) -> tuple[bytes, ...]:
+    """Comma-separated secrets used as their UTF-8 bytes (an app's client secret); none may be empty."""
+    raw = env.get(name, "")
+    if not raw.strip():
+        return ()
+    parts = [part.strip() for part in raw.split(",")]
+    for position, secret in enumerate(parts, 1):
+        if not secret:
+            raise ConfigError(f"{name}: secret {position} of {len(parts)} is empty (a stray comma?)")
+    return tuple(p.encode() for p in parts)
 
 
 @dataclass(frozen=True)
@@ -255,6 +277,10 @@ class Settings:
     notify_secret: str | None = field(default=None, repr=False)
     public_url: str | None = None
     rejected_keep: int = 1000
+    # BigCommerce: the app's client secrets (Standard Webhooks keys, UTF-8 bytes; any one verifies), and/or a
+    # custom header every delivery must carry, as (lower-case name, value).
+    bigcommerce_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    bigcommerce_header: tuple[str, str] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # never show secrets or tokens
         return f"Settings(redis_url={self.redis_url!r}, prefix={self.prefix!r}, secrets=<{len(self.secrets)}>)"
@@ -309,6 +335,8 @@ class Settings:
             notify_secret=_notify_secret(env, "ORDERHOOKS_NOTIFY_SECRET"),
             public_url=(_urls(env, "ORDERHOOKS_PUBLIC_URL") or (None,))[0],
             rejected_keep=_int(env, "ORDERHOOKS_REJECTED_KEEP", 1000, minimum=1),
+            bigcommerce_secret_keys=_utf8_secrets(env, "ORDERHOOKS_BIGCOMMERCE_SECRETS"),
+            bigcommerce_header=_header(env, "ORDERHOOKS_BIGCOMMERCE_HEADER"),
         )
 
     @property
@@ -332,10 +360,20 @@ class Settings:
         """1-based positions in ORDERHOOKS_SECRETS of keys shorter than MIN_SECRET_BYTES (warned about at start)."""
         return [i for i, key in enumerate(self.secret_keys, 1) if len(key) < MIN_SECRET_BYTES]
 
+    @property
+    def genstore_configured(self) -> bool:
+        return bool(self.secrets) or self.insecure_no_verify
+
+    @property
+    def bigcommerce_configured(self) -> bool:
+        return bool(self.bigcommerce_secret_keys) or self.bigcommerce_header is not None
+
     def require_verification(self) -> None:
-        """The receiver refuses to start without secrets unless explicitly told."""
-        if not self.secrets and not self.insecure_no_verify:
+        """The receiver starts when at least one platform can verify its deliveries (Genstore may be told
+        explicitly not to); a platform that cannot answers 404 on its route."""
+        if not self.genstore_configured and not self.bigcommerce_configured:
             raise ConfigError(
                 "ORDERHOOKS_SECRETS: no webhook secret set; "
-                "set it, or ORDERHOOKS_INSECURE_NO_VERIFY=1 for local testing"
+                "set it (or ORDERHOOKS_BIGCOMMERCE_SECRETS / ORDERHOOKS_BIGCOMMERCE_HEADER), "
+                "or ORDERHOOKS_INSECURE_NO_VERIFY=1 for local testing"
             )

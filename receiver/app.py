@@ -15,7 +15,7 @@ from orderhooks import logs
 from orderhooks.config import Settings
 from receiver import api, convertors, metrics, openapi, ui  # noqa: F401 (convertors registers `anything`)
 from receiver.groupcommit import GroupWriter
-from receiver.intake import genstore_webhook
+from receiver.intake import webhook_routes
 from receiver.rejected import RejectedLog
 from storage.connection import connected_replicas, redis_client, redis_client_async
 from workers.context import Context
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/webhooks/genstore", genstore_webhook, methods=["POST"]),
+            *webhook_routes(settings),
             Route(f"{API}/orders", api.list_orders),
             Route(f"{API}/orders/count", api.count_orders),
             Route(f"{API}/orders/{{order_id:anything}}", api.get_order),

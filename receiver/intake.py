@@ -182,3 +182,81 @@ async def genstore_webhook(request: Request) -> JSONResponse:
     if delivery.status == "quarantined":
         return _answer("quarantined", 202, {"id": event_id, "status": "quarantined", "error": delivery.error}, topic)
     return _answer("accepted", 202, {"id": event_id, "status": "queued"}, topic)
+
+
+async def platform_webhook(request: Request, platform) -> JSONResponse:
+    """The webhook route of a platform that triages its own deliveries (`platforms.Platform.accept`):
+    size → signature → (envelope) → duplicate → store, with the same answers as Genstore's route."""
+    started = time.perf_counter()
+    state = request.app.state
+    settings = state.settings
+    if headers_too_large(request):
+        return _answer("too_large", 431, {"error": f"request headers larger than {MAX_HEADER_BYTES} bytes"}, "")
+    try:
+        body = await read_body(request, settings.max_body)
+    except BodyTooLarge:
+        return _answer("too_large", 413, {"error": f"body larger than {settings.max_body} bytes"}, "",
+                       headers={"Connection": "close"})
+    except ClientDisconnect:
+        return _answer("disconnected", 400, {"error": "client disconnected"}, "")
+    twice = duplicated_header(request.headers)
+    if twice:
+        return _answer("bad_request", 400, {"error": f"header {twice} sent more than once"}, "")
+    try:
+        delivery: Delivery = platform.accept(request.headers, body, settings, recorded_headers(request.headers))
+    except VerificationError as exc:
+        log.info("delivery_unauthorized", platform=platform.name, reason=str(exc))
+        return _answer("unauthorized", 401, {"error": str(exc)}, "")
+    topic = delivery.topic
+    context = {"platform": platform.name, "event_id": delivery.id, "topic": topic, "shop": delivery.shop,
+               "order_id": delivery.order_id}
+    try:
+        stored = await state.writer.submit(delivery)
+    except redis.RedisError as exc:
+        log.warning("delivery_unavailable", **context, error=type(exc).__name__)
+        return _answer("unavailable", 503, {"error": "storage unavailable, retry later"}, topic,
+                       headers={"Retry-After": RETRY_AFTER})
+    metrics.ACK_SECONDS.observe(time.perf_counter() - started)
+    if not stored:
+        log.info("delivery_duplicate", **context)
+        return _answer("duplicate", 200, {"id": delivery.id, "status": "duplicate"}, topic)
+    log.info("delivery_stored", **context, status=delivery.status, reason=delivery.error)
+    if delivery.status == "ignored":
+        return _answer("ignored", 200, {"id": delivery.id, "status": "ignored"}, topic)
+    if delivery.status == "quarantined":
+        return _answer("quarantined", 202, {"id": delivery.id, "status": "quarantined", "error": delivery.error},
+                       topic)
+    return _answer("accepted", 202, {"id": delivery.id, "status": "queued"}, topic)
+
+
+def webhook_routes(settings) -> list:
+    """One `POST` route per platform (`platforms.NAMES`); a platform that is not configured answers 404."""
+    import importlib
+
+    from starlette.routing import Route
+
+    from platforms import all_platforms
+
+    routes = []
+    for platform in all_platforms():
+        if not platform.configured(settings):
+            endpoint = _not_configured(platform.name)
+        elif platform.endpoint:
+            module, _, name = platform.endpoint.partition(":")
+            endpoint = getattr(importlib.import_module(module), name)
+        else:
+            endpoint = _endpoint(platform)
+        routes.append(Route(platform.path, endpoint, methods=["POST"]))
+    return routes
+
+
+def _endpoint(platform):
+    async def endpoint(request: Request) -> JSONResponse:
+        return await platform_webhook(request, platform)
+    return endpoint
+
+
+def _not_configured(name: str):
+    async def endpoint(request: Request) -> JSONResponse:
+        return JSONResponse({"error": f"{name} deliveries are not configured here"}, status_code=404)
+    return endpoint

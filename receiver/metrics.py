@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from schemas import TOPICS
+from schemas.bigcommerce import PROCESSED_SCOPES
 from workers.keys import STATUSES
 from workers.metrics import WorkerCounts, metrics_key
 from workers.notify import RESULTS as NOTIFY_RESULTS
@@ -49,7 +50,7 @@ ACK_SECONDS = Histogram(
 
 def topic_label(topic: str) -> str:
     """Known topics as themselves; anything else as `other`, so labels stay few."""
-    return topic if topic in TOPICS else "other"
+    return topic if topic in TOPICS or topic in PROCESSED_SCOPES else "other"
 
 
 class RedisCollector:

@@ -139,3 +139,11 @@ def verify(
         return _verify_standard(headers, body, secrets, tolerance, time.time() if now is None else now)
     _verify_genstore(headers, body, secrets)
     return None
+
+
+def verify_standard(headers: Mapping[str, str], body: bytes, secrets: Sequence[bytes], tolerance: int = 300,
+                    now: float | None = None) -> str:
+    """Standard Webhooks only (another platform's deliveries): raise VerificationError unless authentic;
+    return the `webhook-id`."""
+    secrets = [s for s in secrets if s.strip(b"\0")]
+    return _verify_standard(headers, body, secrets, tolerance, time.time() if now is None else now)

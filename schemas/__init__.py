@@ -34,3 +34,5 @@ __all__ = [
     "order_view",
     "topic_rank",
 ]
+
+from . import bigcommerce  # noqa: E402,F401 -- declares its scopes' versioning

@@ -15,7 +15,7 @@ from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any, Literal
 
 from .normalize import NormalizedEvent
-from .topics import REFUND_TOPICS, topic_rank
+from .topics import REFUND_TOPICS, topic_rank, versioned_by_time_only
 
 __all__ = ["MergeResult", "Outcome", "Projection", "RefundVersion", "Version", "merge", "order_view"]
 
@@ -78,9 +78,14 @@ def merge(current: Projection | None, topic: str, event_id: str, event: Normaliz
     current = current if current is not None else Projection()
     if topic in REFUND_TOPICS:
         return _merge_refund(current, topic, event_id, event)
+    if event.archived:  # the platform's API no longer has the order: the stored one is marked archived
+        if current.order is None or current.order.get("archived") is True:
+            return MergeResult(current, "stale")
+        return MergeResult(replace(current, order={**current.order, "archived": True}), "applied")
     if event.order is None or event.order.updated_at is None:
         raise ValueError(f"{topic} event without an order snapshot and its updatedAt")
-    version = (_micros(event.order.updated_at), topic_rank(topic), event_id)
+    version = (_micros(event.order.updated_at), topic_rank(topic),
+               "" if versioned_by_time_only(topic) else event_id)
     if current.version is not None and version <= current.version:
         return MergeResult(current, "stale")
     return MergeResult(replace(current, order=event.order.to_json(), version=version), "applied")

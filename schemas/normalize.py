@@ -36,15 +36,20 @@ class NormalizedEvent:
     order_id: str
     order: Order | None = None
     refund: Refund | None = None
+    archived: bool = False  # no snapshot: the platform's API says the order is gone (archived)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-safe canonical form: ``{"topic", "orderId", "order", "refund"}``."""
-        return {
+        """JSON-safe canonical form: ``{"topic", "orderId", "order", "refund"}`` (and ``"archived": true``
+        for an archived event)."""
+        data = {
             "topic": self.topic,
             "orderId": self.order_id,
             "order": self.order.to_json() if self.order is not None else None,
             "refund": self.refund.to_json() if self.refund is not None else None,
         }
+        if self.archived:
+            data["archived"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NormalizedEvent:
@@ -55,6 +60,7 @@ class NormalizedEvent:
             order_id=data["orderId"],
             order=Order.from_json(order) if order is not None else None,
             refund=Refund.from_json(refund) if refund is not None else None,
+            archived=data.get("archived") is True,
         )
 
 

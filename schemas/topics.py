@@ -17,6 +17,8 @@ __all__ = [
     "TOPICS",
     "UnknownTopic",
     "topic_rank",
+    "version_by_time_only",
+    "versioned_by_time_only",
 ]
 
 ORDERS_CREATE = "orders/create"
@@ -44,6 +46,20 @@ TOPICS: tuple[str, ...] = ORDER_TOPICS + REFUND_TOPICS  # what webhooks may carr
 NORMALIZED_TOPICS: tuple[str, ...] = TOPICS + (ORDERS_RECONCILE,)  # what `normalize` reads
 
 
+# Topics of platforms whose order snapshots are versioned by their time alone (`version_by_time_only`).
+_TIME_ONLY: set[str] = set()
+
+
+def version_by_time_only(*topics: str) -> None:
+    """Declare topics (another platform's, from its module in this package) whose snapshots are ordered by
+    `updatedAt` alone: one not strictly newer than the stored snapshot is stale, whatever its event."""
+    _TIME_ONLY.update(topics)
+
+
+def versioned_by_time_only(topic: str) -> bool:
+    return topic in _TIME_ONLY
+
+
 class UnknownTopic(ValueError):
     """A topic this package does not know how to normalize."""
 
@@ -58,6 +74,8 @@ def topic_rank(topic: str) -> int:
     snapshots with the same ``updatedAt``.  Refund topics have no rank."""
     if topic == ORDERS_RECONCILE:
         return -1
+    if topic in _TIME_ONLY:
+        return 0
     try:
         return ORDER_TOPICS.index(topic)
     except ValueError:

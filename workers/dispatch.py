@@ -46,6 +46,14 @@ def build_event(record: EventRecord, projection: Projection | None, stale: bool,
     if order is None:
         order = Order.model_validate(projection.order) if projection and projection.order else None
     refunds = [Refund.model_validate(r) for r in projection.refunds.values()] if projection else []
+    details = {}
+    if record.platform != "genstore":
+        from platforms import get
+
+        try:
+            details = get(record.platform).event_details(record.topic, record.raw)
+        except KeyError:
+            details = {}
     return HandlerEvent(
         id=record.id,
         topic=record.topic,
@@ -62,6 +70,7 @@ def build_event(record: EventRecord, projection: Projection | None, stale: bool,
         attempt=attempt,
         platform=record.platform,
         api=api,
+        **details,
     )
 
 

@@ -20,7 +20,9 @@ class HandlerEvent:
     was older than the stored order and did not change it. `source` is
     `webhook`, or `reconcile` for an order healed from the Orders API; `api`
     is the Orders API client bound to the event's shop (`workers.genstore`),
-    or None when the shop has no token registered.
+    or None when the shop has no token registered (and for BigCommerce stores). `platform` is `genstore` or
+    `bigcommerce`; a BigCommerce status update carries `previous_status_id` and `new_status_id` (None
+    otherwise).
     """
 
     id: str
@@ -38,6 +40,8 @@ class HandlerEvent:
     attempt: int = 1
     platform: str = "genstore"
     api: Any = field(default=None, repr=False, compare=False)
+    previous_status_id: int | None = None
+    new_status_id: int | None = None
 
     def __getattr__(self, name: str) -> Any:
         """The camelCase names of Genstore's documents read too (`event.orderId` is `event.order_id`)."""

@@ -13,6 +13,7 @@ from workers.context import get_context
 from workers.dispatch import dispatch_applied
 from workers.dispatch import resume_pending as _resume_pending
 from workers.dispatch import run_handler as _run_handler
+from workers.hydrate import hydrate_events
 from workers.intake import CLAIM_EVENTS, PROCESS_JOB, PROCESS_JOB_ID_PREFIX, claim_waiting
 from workers.projection import apply_events, record_apply_failures
 from workers.records import load_events
@@ -38,7 +39,10 @@ def process_events(ids: list[str]) -> dict:
         ids = [*ids, *claim_waiting(ctx.queue, CLAIM_EVENTS - len(ids))]
     totals = {"applied": 0, "skipped": 0, "failed": 0, "handlers_failed": 0}
     for start in range(0, len(ids), BATCH_EVENTS):
-        batch = ids[start : start + BATCH_EVENTS]
+        batch, hydrate_failed = hydrate_events(ctx, ids[start : start + BATCH_EVENTS])
+        if hydrate_failed:
+            _retry_or_fail(ctx, {r: f.error for r, f in hydrate_failed.items() if not f.final}, "hydrate")
+            _retry_or_fail(ctx, {r: f.error for r, f in hydrate_failed.items() if f.final}, "hydrate", ())
         failed: dict[str, str] = {}
         applied = apply_events(ctx.redis, ctx.keys, batch,
                                lambda topic: [h.name for h in ctx.registry.matching(topic)], failed)
@@ -51,36 +55,40 @@ def process_events(ids: list[str]) -> dict:
         metrics.record_processed(ctx.redis, ctx.keys, applied, outcomes)
         totals["applied"] += len(applied)
         totals["skipped"] += len(batch) - len(applied) - len(failed)
-        totals["failed"] += len(failed)
+        totals["failed"] += len(failed) + len(hydrate_failed)
         totals["handlers_failed"] += sum(1 for o in outcomes if o.data["status"] != "ok")
     return totals
 
 
-def _retry_or_fail(ctx, failed: dict[str, str]) -> None:
-    """Events the apply step failed on: record each one's error; schedule its retry, or it is failed."""
-    outcomes = record_apply_failures(ctx.redis, ctx.keys, failed, ctx.settings.retry_delays)
+def _retry_or_fail(ctx, failed: dict[str, str], stage: str = "apply", delays=None) -> None:
+    """Events a stage (apply, hydrate) failed on: record each one's error; schedule its retry, or it is failed
+    (at once with `delays` empty: retrying cannot help)."""
+    if not failed:
+        return
+    outcomes = record_apply_failures(ctx.redis, ctx.keys, failed,
+                                     ctx.settings.retry_delays if delays is None else delays, stage)
     ended = [ref for ref, delay in outcomes.items() if delay is None]
     if ended:
-        _notify_failed(ctx, ended, failed)
+        _notify_failed(ctx, ended, failed, stage)
     for ref, delay in outcomes.items():
         if delay is None:
-            log.error("event_failed", event_ref=ref, stage="apply", error=failed[ref])
+            log.error("event_failed", event_ref=ref, stage=stage, error=failed[ref])
             continue
-        log.warning("event_apply_failed_will_retry", event_ref=ref, error=failed[ref], retry_in=delay)
+        log.warning(f"event_{stage}_failed_will_retry", event_ref=ref, error=failed[ref], retry_in=delay)
         ctx.queue.enqueue_in(timedelta(seconds=delay), PROCESS_JOB, [ref],
                              job_id=f"{PROCESS_JOB_ID_PREFIX}1-{uuid.uuid4().hex}",
                              result_ttl=300, failure_ttl=7 * 24 * 3600, timeout=600,
                              description=f"retry applying {ref}")
 
 
-def _notify_failed(ctx, refs: list[str], errors: dict[str, str]) -> None:
-    """Events whose apply retries are spent: counted, and notified per shop."""
+def _notify_failed(ctx, refs: list[str], errors: dict[str, str], stage: str = "apply") -> None:
+    """Events whose retries of a stage are spent: counted, and notified per shop."""
     by_shop: dict[str, list[dict]] = {}
     for ref, record in zip(refs, load_events(ctx.redis, ctx.keys, refs), strict=True):
         shop = record.shop if record else ""
         by_shop.setdefault(shop, []).append({
             "id": record.id if record else ref, "topic": record.topic if record else None,
-            "order_id": record.order_id if record else None, "reason": f"apply: {errors[ref]}"[:300]})
+            "order_id": record.order_id if record else None, "reason": f"{stage}: {errors[ref]}"[:300]})
     for shop, examples in by_shop.items():
         notify.occurred(ctx.redis, ctx.keys, ctx.settings, "event.failed", shop or None, len(examples), examples,
                         total="failed")

@@ -209,3 +209,8 @@ class Keys:
     def rejected_dropped(self) -> str:
         """STRING: refused deliveries counted but not recorded (past the recording rate), by every receiver."""
         return f"{self.prefix}rejected:dropped"
+
+    def bigcommerce_quota(self, shop: str) -> str:
+        """HASH with a TTL past its window: a BigCommerce store's V2 API quota as its last answer gave it
+        (`left` requests, `reset_at` in Unix ms), shared by every worker."""
+        return f"{self.prefix}bigcommerce:quota:{part(shop)}"

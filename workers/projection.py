@@ -228,8 +228,8 @@ return -1
 
 
 def record_apply_failures(redis: Redis, keys: Keys, failed: dict[str, str],
-                          delays: Sequence[int]) -> dict[str, int | None]:
-    """Record each failed event's error (`apply: ...`) and attempt, in one round trip.
+                          delays: Sequence[int], stage: str = "apply") -> dict[str, int | None]:
+    """Record each failed event's error (`apply: ...`, or another `stage`'s) and attempt, in one round trip.
 
     Returns, per event still queued, the seconds before its next retry, or None when its
     retries (one per delay) are spent and it is now `failed`.
@@ -239,7 +239,7 @@ def record_apply_failures(redis: Redis, keys: Keys, failed: dict[str, str],
     now = time.time()
     for ref in refs:
         pipe.eval(RECORD_APPLY_FAILURE, 3, keys.event(ref), keys.events_by_status("queued"),
-                  keys.events_by_status("failed"), f"apply: {failed[ref]}", repr(now), ref, *delays)
+                  keys.events_by_status("failed"), f"{stage}: {failed[ref]}", repr(now), ref, *delays)
     out: dict[str, int | None] = {}
     for ref, result in zip(refs, pipe.execute(raise_on_error=False), strict=True):
         if isinstance(_check(result), Exception):

@@ -38,9 +38,29 @@ def platform_of(redis: Redis, keys: Keys, shop: str) -> str:
     return found[0] if len(found) == 1 else GENSTORE
 
 
+def _view(platform: str, projection: Projection, shop: str) -> dict | None:
+    """The read API's order, as the order's platform shows it (`platforms.Platform.view`)."""
+    if platform != GENSTORE:
+        from platforms import get
+
+        view = get(platform).view
+        if view is not None:
+            return view(projection, shop)
+    return order_view(projection, shop)
+
+
+def _state(platform: str, order: dict) -> tuple[bool, bool]:
+    """(closed, cancelled) as the order's platform tells them."""
+    if platform == GENSTORE:
+        return bool(order.get("closedAt")), bool(order.get("cancelledAt"))
+    from platforms import get
+
+    return get(platform).order_state(order)
+
+
 def get_order(redis: Redis, keys: Keys, platform: str, shop: str, order_id: str) -> dict | None:
     raw = redis.get(keys.order(platform, shop, order_id))
-    return order_view(Projection.from_json(json.loads(raw)), shop) if raw else None
+    return _view(platform, Projection.from_json(json.loads(raw)), shop) if raw else None
 
 
 def find_orders(redis: Redis, keys: Keys, order_id: str, shop: str | None = None) -> list[tuple[str, str, str]]:
@@ -70,17 +90,19 @@ class OrderFilter:
     updated_at_min: datetime | None = None
     updated_at_max: datetime | None = None
 
-    def accepts(self, order: dict) -> bool:
+    def accepts(self, order: dict, platform: str = GENSTORE) -> bool:
         if self.financial_status and order.get("financialStatus") != self.financial_status:
             return False
         if self.fulfillment_status and order.get("fulfillmentStatus") != self.fulfillment_status:
             return False
-        if self.status == "open" and (order.get("closedAt") or order.get("cancelledAt")):
-            return False
-        if self.status == "closed" and not order.get("closedAt"):
-            return False
-        if self.status == "cancelled" and not order.get("cancelledAt"):
-            return False
+        if self.status != "any":
+            closed, cancelled = _state(platform, order)
+            if self.status == "open" and (closed or cancelled):
+                return False
+            if self.status == "closed" and not closed:
+                return False
+            if self.status == "cancelled" and not cancelled:
+                return False
         if self.updated_at_min or self.updated_at_max:
             updated = datetime.fromisoformat(order["updatedAt"]) if order.get("updatedAt") else None
             if updated is None:
@@ -105,8 +127,8 @@ def iter_orders(redis: Redis, keys: Keys, platform: str, shop: str, flt: OrderFi
         for raw in redis.mget([keys.order(platform, shop, i) for i in part]):
             if not raw:
                 continue
-            view = order_view(Projection.from_json(json.loads(raw)), shop)
-            if view is not None and flt.accepts(view):
+            view = _view(platform, Projection.from_json(json.loads(raw)), shop)
+            if view is not None and flt.accepts(view, platform):
                 yield view
 
 

@@ -40,6 +40,7 @@ class EventRecord:
     headers: dict = field(default_factory=dict)
     handlers: dict[str, dict] = field(default_factory=dict)
     platform: str = GENSTORE
+    hydrated: bytes | None = None  # the order as the platform's API answered it, for platforms that hydrate
 
     @property
     def ref(self) -> str:
@@ -72,14 +73,25 @@ class EventRecord:
             headers=json.loads(text["headers"]) if text.get("headers") else {},
             handlers=handlers,
             platform=_s(text.get("platform")) or GENSTORE,
+            hydrated=text.get("hydrated") or None,
         )
 
     @cached_property
     def _normalization(self) -> tuple[NormalizedEvent | None, str | None]:
         if self.status in ("quarantined", "ignored"):
             return None, None
+        normalizer = None
+        if self.platform != GENSTORE:
+            from platforms import get
+
+            try:
+                normalizer = get(self.platform).normalize
+            except KeyError:
+                return None, f"unknown platform {self.platform!r}"
         try:
-            return normalize(self.topic, self.raw), None
+            if normalizer is None:
+                return normalize(self.topic, self.raw), None
+            return normalizer(self.topic, self.raw, self.hydrated), None
         except (NormalizationError, UnknownTopic) as exc:
             return None, getattr(exc, "reason", str(exc))
 

@@ -58,7 +58,14 @@ def replay(ctx: Context, ref: str) -> ReplayResult:
         return result(record.state or "processed", "handlers", ", ".join(failed))
     if record.status in ("quarantined", "ignored"):
         known = NORMALIZED_TOPICS if record.source == "reconcile" else TOPICS  # webhooks: webhook topics only
-        status, _, order_id, error = triage(record.topic, record.shop, record.raw, known)
+        if record.platform == "genstore":
+            status, _, order_id, error = triage(record.topic, record.shop, record.raw, known)
+        else:  # another platform triages its own deliveries
+            from platforms import get
+
+            status, order_id, error = get(record.platform).retriage(record.raw)
+            if status == "queued" and not record.shop:
+                status, error = "quarantined", "no shop: the envelope names no store"
         if status != "queued":
             set_status(ctx.redis, ctx.keys, ref, record.status, "error", error or "")
             return result(record.status, "none", f"still {record.status}: {error}" if error else "")

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DB = {"e2e": 1, "ui": 2, "schemathesis": 3, "cli": 4, "metrics": 5, "faults": 6, "outcomes": 7, "sessions": 8,
       "slow_clients": 9, "shops_cli": 10, "replay_cli": 11, "reconcile": 12, "handler_api": 13,
       "sentinel_witness": 14, "ops_api": 15, "ops_flood": 16, "ops_notify_groups": 17, "ops_notify_retries": 18,
-      "ops_notify_test": 19, "ops_redis_away": 20, "prometheus": 21}  # the embedded test Redis has 64
+      "ops_notify_test": 19, "ops_redis_away": 20, "prometheus": 21,
+      "bigcommerce": 22}  # the embedded test Redis has 64
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
