@@ -411,10 +411,11 @@ def send(topic, file_, scenario, order_id, url, secret, shop, event_id, scheme, 
     Without --file, TOPIC's example payload about a new order (or --order-id) with current times. The outcome
     is read from the read API at the --url origin (ORDERHOOKS_API_TOKEN, or the dev token). Exit 0 for
     processed, stale, ignored and duplicate; 1 otherwise. With --platform bigcommerce, a thin envelope of a
-    store/order/* scope, signed as BigCommerce signs it (it does not wait).
+    store/order/* scope, signed as BigCommerce signs it.
     """
     if platform == "bigcommerce":
-        _send_bigcommerce(topic, file_, order_id, url, secret, shop, event_id)
+        _send_bigcommerce(topic, file_, order_id, url, secret, shop, event_id, 0 if no_wait else wait_seconds,
+                          as_json)
         return
     shop = shop or "acme.genmystore.com"
     import httpx
@@ -531,7 +532,8 @@ ID_COLUMNS = ("id", "orderId", "order", "shop")  # what users copy: never cut, n
 MIN_OTHER = 8  # the narrowest a column other than an id may get before the table turns into a list
 
 
-def _send_bigcommerce(scope, file_, order_id, url, secret, shop, event_id) -> None:
+def _send_bigcommerce(scope, file_, order_id, url, secret, shop, event_id, wait: float = 10.0,
+                      as_json: bool = False) -> None:
     import httpx
 
     from receiver.verify import standard_signature
@@ -564,13 +566,19 @@ def _send_bigcommerce(scope, file_, order_id, url, secret, shop, event_id) -> No
     if settings.bigcommerce_header is not None:
         headers[settings.bigcommerce_header[0]] = settings.bigcommerce_header[1]
     url = url or f"http://127.0.0.1:{settings.port}/webhooks/bigcommerce"
-    try:
-        response = httpx.post(url, content=body, headers=headers, timeout=30)
-    except httpx.HTTPError as exc:
-        err.print(f"could not reach {url}: {exc}")
-        sys.exit(1)
-    console.print(f"{response.status_code} {response.text}")
-    sys.exit(0 if response.is_success else 1)
+    token = settings.api_token or _dev_file(settings.data_dir, "dev-token")
+    with httpx.Client(timeout=30) as client:
+        try:
+            response = client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            _fail(f"could not reach {url}: {exc}", 1)
+        outcome = _outcome(client, url, token, shop, msg_id, response, wait)
+    if as_json or not sys.stdout.isatty():
+        click.echo(json.dumps(outcome))
+    else:
+        click.echo(f"{_outcome_line(outcome)}  id {outcome['id']}")
+    done = ("processed", "stale", "ignored", "duplicate", *(["queued"] if wait <= 0 else []))
+    sys.exit(0 if outcome["status"] in done else 1)
 
 
 def _table(title: str, columns: list[str], rows: list[list]) -> None:

@@ -162,7 +162,7 @@ def test_narrow_screen_the_nav_wraps_tables_scroll_and_the_diff_names_fields(pag
     ui_stack.post("orders/create", order_body("orders/create", order_id, "2024-05-01T10:00:00+02:00"))
     data = json.loads(order_body("orders/update", order_id, "2024-05-02T10:00:00+02:00"))
     data["order"]["lineItems"][0]["quantity"] = "4"
-    updated = ui_stack.post("orders/update", json.dumps(data).encode())
+    updated = ui_stack.post("orders/update", json.dumps(data).encode()).json()
     wait_for(lambda: ui_stack.event(updated["id"])["status"] == "processed", 30, what="the update")
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, "/ui?status=failed")
