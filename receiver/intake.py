@@ -191,22 +191,24 @@ async def platform_webhook(request: Request, platform) -> JSONResponse:
     state = request.app.state
     settings = state.settings
     if headers_too_large(request):
-        return _answer("too_large", 431, {"error": f"request headers larger than {MAX_HEADER_BYTES} bytes"}, "")
+        return _refuse(request, "too_large", 431, f"request headers larger than {MAX_HEADER_BYTES} bytes", "", "",
+                       platform=platform.name)
     try:
         body = await read_body(request, settings.max_body)
     except BodyTooLarge:
-        return _answer("too_large", 413, {"error": f"body larger than {settings.max_body} bytes"}, "",
-                       headers={"Connection": "close"})
+        return _refuse(request, "too_large", 413, f"body larger than {settings.max_body} bytes", "", "",
+                       platform=platform.name, headers={"Connection": "close"})
     except ClientDisconnect:
-        return _answer("disconnected", 400, {"error": "client disconnected"}, "")
+        return _refuse(request, "disconnected", 400, "client disconnected", "", "", platform=platform.name)
     twice = duplicated_header(request.headers)
     if twice:
-        return _answer("bad_request", 400, {"error": f"header {twice} sent more than once"}, "")
+        return _refuse(request, "bad_request", 400, f"header {twice} sent more than once", "", "", body=body,
+                       platform=platform.name)
     try:
         delivery: Delivery = platform.accept(request.headers, body, settings, recorded_headers(request.headers))
     except VerificationError as exc:
         log.info("delivery_unauthorized", platform=platform.name, reason=str(exc))
-        return _answer("unauthorized", 401, {"error": str(exc)}, "")
+        return _refuse(request, "unauthorized", 401, str(exc), "", "", body=body, platform=platform.name)
     topic = delivery.topic
     context = {"platform": platform.name, "event_id": delivery.id, "topic": topic, "shop": delivery.shop,
                "order_id": delivery.order_id}
