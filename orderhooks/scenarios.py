@@ -121,13 +121,7 @@ def fresh_example(topic: str, order_id: str | None = None, now: datetime | None 
     order_id = order_id or str(random.randint(10_000_000, 99_999_999))
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     if "refund" in data:
-        refund = data["refund"]
-        refund["orderId"] = order_id
-        refund["refundId"] = f"{order_id}{random.randint(10, 99)}"
-        refund["createdAt"] = _iso(now)
-        for t in refund.get("transactions") or []:
-            t["createdAt"] = _iso(now)
-        return json.dumps(data, indent=2).encode()
+        return _refund(order_id, now)
     order = data["order"]
     order["orderId"] = order_id
     _set_time(order, "createdAt", _iso(now - timedelta(minutes=5)))

@@ -149,6 +149,16 @@ def test_deeply_nested_bodies_are_quarantined_and_every_page_shows_them(stack, i
     assert stack.api("/api/events", shop=shop).status_code == 200
 
 
+def every_route_answers(stack, inspector, shop: str, order_id: str, event_id: str) -> None:
+    """The order and event through the read API and the inspector: 200, and UTF-8 bodies."""
+    for r in (stack.api(order_path(order_id), shop=shop), stack.api(f"{API}/orders", shop=shop),
+              stack.api(event_path(event_id), shop=shop),
+              inspector.get(f"/ui/orders/{shop}/{order_id}"),
+              inspector.get(f"/ui/events/{event_id}", params={"shop": shop})):
+        assert r.status_code == 200, (r.request.url, r.text[:200])
+        r.content.decode("utf-8")
+
+
 def test_a_stored_lone_surrogate_never_breaks_a_route(stack, inspector):
     """Text that cannot be UTF-8, as an older version could store it, still renders everywhere."""
     shop, order_id = "surrogate.genmystore.com", "8008"
@@ -161,12 +171,7 @@ def test_a_stored_lone_surrogate_never_breaks_a_route(stack, inspector):
     projection["order"]["note"] = "\ud800x"
     projection["order"]["email"] = "bob\udfff@example.com"
     stack.redis.set(key, json.dumps(projection))  # \ud800 escapes: valid JSON, not valid UTF-8 text
-    for r in (stack.api(order_path(order_id), shop=shop), stack.api(f"{API}/orders", shop=shop),
-              stack.api(event_path(event_id), shop=shop),
-              inspector.get(f"/ui/orders/{shop}/{order_id}"),
-              inspector.get(f"/ui/events/{event_id}", params={"shop": shop})):
-        assert r.status_code == 200, (r.request.url, r.text[:200])
-        r.content.decode("utf-8")
+    every_route_answers(stack, inspector, shop, order_id, event_id)
     assert "\\ud800x" in stack.api(order_path(order_id), shop=shop).text
 
 
@@ -178,12 +183,7 @@ def test_a_lone_surrogate_in_a_signed_body_is_processed_and_readable(stack, insp
     body = body.replace(b'"note": ', b'"note": "\\ud800x", "ignored-note": ', 1)
     assert stack.post("orders/create", body, event_id=event_id, shop=shop).status_code == 202
     event = processed(stack, event_id, shop)
-    for r in (stack.api(order_path(order_id), shop=shop), stack.api(f"{API}/orders", shop=shop),
-              stack.api(event_path(event_id), shop=shop),
-              inspector.get(f"/ui/orders/{shop}/{order_id}"),
-              inspector.get(f"/ui/events/{event_id}", params={"shop": shop})):
-        assert r.status_code == 200, (r.request.url, r.text[:200])
-        r.content.decode("utf-8")
+    every_route_answers(stack, inspector, shop, order_id, event_id)
     if event["status"] == "processed":
         order = stack.api(order_path(order_id), shop=shop).json()["order"]
         assert order["note"] == "\ufffdx"
