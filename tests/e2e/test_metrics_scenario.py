@@ -21,13 +21,16 @@ def test_lifecycle_scenario_end_to_end(stack):
                      "--url", stack.url + "/webhooks/genstore", "--secret", SECRET)
     steps = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]  # JSON: the output is piped
     assert [s["httpStatus"] for s in steps] == [202] * 7, done.stdout
-    # Each step's outcome is awaited; this stack's flaky_once handler fails orders/paid once, so that step
-    # reports its handler waiting for the retry, and the command exits 1.
-    assert [s["status"] for s in steps] == ["processed", "retrying", "processed", "processed", "processed",
-                                            "processed", "stale"], done.stdout
+    # Each step's outcome is awaited. This stack's flaky_once handler fails orders/paid once and is retried a
+    # second later: the step says its handler waits for the retry (exit 1), or, when the retry was quicker than
+    # the first look, processed.
+    statuses = [s["status"] for s in steps]
+    assert statuses[:1] + statuses[2:] == ["processed"] * 5 + ["stale"], done.stdout
+    assert statuses[1] in ("retrying", "processed"), done.stdout
     assert [s["expect"] for s in steps] == ["processed"] * 6 + ["stale"]
-    assert steps[1]["error"] == "tests.e2e.handlers_app.flaky_once: RuntimeError: temporary failure"
-    assert done.returncode == 1
+    if statuses[1] == "retrying":
+        assert steps[1]["error"] == "tests.e2e.handlers_app.flaky_once: RuntimeError: temporary failure"
+    assert done.returncode == (1 if statuses[1] == "retrying" else 0)
 
     def settled():
         events = stack.api("/api/events", shop=shop, orderId="7001").json()["events"]

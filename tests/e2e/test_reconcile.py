@@ -145,7 +145,8 @@ def test_two_workers_run_one_reconcile(env, api):
     register(env, api)
     for n in range(50):
         api.add_order(str(20000 + n))
-    scheduled = env | {"ORDERHOOKS_RECONCILE_EVERY": "3600"}
+    # Liveness keys long enough that a worker busy under load is not taken for dead (its job requeued).
+    scheduled = env | {"ORDERHOOKS_RECONCILE_EVERY": "3600", "ORDERHOOKS_RECOVER_AFTER": "40"}
     workers = [worker(scheduled), worker(scheduled)]
     client = redislib.Redis.from_url(env["REDIS_URL"])
     try:
