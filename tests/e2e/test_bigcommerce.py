@@ -92,12 +92,12 @@ def test_bad_missing_and_stale_signatures_are_401_and_not_stored(bc):
     for event_id in ("msg_bad", "msg_stale", f"store/order/created:250:{parsed['hash']}:{parsed['created_at']}"):
         assert api_get(url, f"/api/events/{event_id}").status_code == 404
 
-    def recorded():
-        rows = api_get(url, "/api/rejected", platform="bigcommerce").json()["rejected"]
+    def recorded():  # other tests of this stack may have been refused too (413 ...): the 401s are ours
+        rows = [r for r in api_get(url, "/api/rejected", platform="bigcommerce").json()["rejected"]
+                if r["status"] == 401]
         return rows if len(rows) >= 3 else None
     rows = wait_for(recorded, 10, what="the refusals to be recorded")  # written in groups, shortly after
-    assert {r["platform"] for r in rows} == {"bigcommerce"} and {r["status"] for r in rows} == {401}
-    assert all(r["reason"] for r in rows)
+    assert {r["platform"] for r in rows} == {"bigcommerce"} and all(r["reason"] for r in rows)
 
 
 def test_oversize_is_413(bc):
