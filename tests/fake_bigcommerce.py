@@ -25,13 +25,12 @@ from email.utils import format_datetime
 from importlib.resources import files
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from orderhooks.embedded import free_port
+from tests.support.served import ServedApp
 
 STORE_HASH = "abc123"
 SHOP = f"store-{STORE_HASH}.mybigcommerce.com"
@@ -65,8 +64,11 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeBigCommerce:
+class FakeBigCommerce(ServedApp):
+    name = "fake BigCommerce API"
+
     def __init__(self, token: str = DEFAULT_TOKEN) -> None:
+        super().__init__()
         self.token = token
         self.orders: dict[str, dict[str, Any]] = {}  # id -> {"order", "products", "shipping_addresses"}
         self.archived: set[str] = set()
@@ -81,10 +83,6 @@ class FakeBigCommerce:
         self._window_start = 0.0
         self._used = 0
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
         self.app = Starlette(routes=[
             Route(BASE + "/orders/{order_id}", self._order),
             Route(BASE + "/orders/{order_id}/products", self._products),
@@ -206,31 +204,3 @@ class FakeBigCommerce:
     async def _addresses(self, request: Request) -> Response:
         return await self._serve(request, "shipping_addresses")
 
-    # -- running -----------------------------------------------------------------------------------------------
-
-    def start(self) -> FakeBigCommerce:
-        self.port = free_port()
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
-                                access_log=False, timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-bigcommerce", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake BigCommerce API did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> FakeBigCommerce:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

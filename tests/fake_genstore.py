@@ -25,13 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from orderhooks.embedded import free_port
+from tests.support.served import ServedApp
 
 SEED_LIST = Path(__file__).with_name("genstore_orders_list_000.json")
 VERSION_PATH = "/api/202412"
@@ -99,18 +98,17 @@ class _Stored:
     text: str
 
 
-class FakeGenstore:
+class FakeGenstore(ServedApp):
+    name = "fake Genstore API"
+
     def __init__(self, token: str = DEFAULT_TOKEN, shop: str = "acme.genmystore.com") -> None:
+        super().__init__()
         self.token = token
         self.shop = shop
         self.orders: dict[str, _Stored] = {}
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
         self.app = Starlette(routes=[
             Route(VERSION_PATH + "/orders", self._orders, methods=["GET", "POST"]),
             Route(VERSION_PATH + "/orders/count", self._count, methods=["GET"]),
@@ -168,34 +166,6 @@ class FakeGenstore:
         with self._lock:
             self.faults.append(fault)
 
-    # -- running ---------------------------------------------------------------------------------------------
-
-    def start(self) -> FakeGenstore:
-        self.port = free_port()
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
-                                access_log=False, timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="fake-genstore", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake Genstore API did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> FakeGenstore:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- the API's side --------------------------------------------------------------------------------------
 

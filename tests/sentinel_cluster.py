@@ -14,6 +14,7 @@ from pathlib import Path
 import redis
 
 from orderhooks.embedded import free_port, redis_server_binary
+from orderhooks.procs import terminate_all
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -70,12 +71,7 @@ class Server:
 
     def stop(self) -> None:
         if self.alive:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            terminate_all([self.process], timeout=10)
 
 
 class SentinelCluster:
