@@ -122,11 +122,6 @@ class Keys:
         """SET: every shop seen, as `platform:shop` (`shop_member`)."""
         return f"{self.prefix}shops"
 
-    @property
-    def layout(self) -> str:
-        """STRING: the version of this key layout, written by the first process that starts."""
-        return f"{self.prefix}layout"
-
     def status_keys(self) -> list[str]:
         return [self.events_by_status(s) for s in STATUSES]
 
