@@ -184,8 +184,7 @@ def get_event(request: Request, ctx) -> Response:
     params = request.query_params
     _only(params, "shop", "platform")
     event_id = request.path_params["event_id"]
-    shop = params.get("shop")
-    found = find_events(ctx.redis, ctx.keys, event_id, shop=(shop or "").strip().lower() or None,
+    found = find_events(ctx.redis, ctx.keys, event_id, shop=params.get("shop"),
                         platform=params.get("platform") or None)
     if not found:
         return _error(404, f"event {event_id} not found")

@@ -562,8 +562,7 @@ NOTICES = {
 
 
 def _find(ctx, event_id: str, params) -> list[EventRecord]:
-    shop = params.get("shop")
-    return find_events(ctx.redis, ctx.keys, event_id, shop=(shop or "").strip().lower() or None,
+    return find_events(ctx.redis, ctx.keys, event_id, shop=params.get("shop"),
                        platform=params.get("platform") or None)
 
 

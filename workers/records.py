@@ -177,9 +177,11 @@ def find_events(redis: Redis, keys: Keys, event_id: str, shop: str | None = None
                 platform: str | None = None) -> list[EventRecord]:
     """Every stored event with this id, among the shops given or known (an id is unique only per shop).
 
-    The shops looked in are `shop` (with `platform`, or on every platform a shop of that name is
-    known on), else every known shop and the shopless events (no shop header) of each platform.
+    The shops looked in are `shop` (as a request gives it: trimmed and lower-cased here, empty meaning none; with
+    `platform`, or on every platform a shop of that name is known on), else every known shop and the shopless
+    events (no shop header) of each platform.
     """
+    shop = (shop or "").strip().lower() or None
     known = [split_shop_member(m.decode("utf-8", "replace")) for m in redis.smembers(keys.shops)]
     platforms = sorted({p for p, _ in known} | {GENSTORE})
     if shop is not None:
