@@ -271,12 +271,13 @@ class Settings:
     min_replicas: int = 0
     replica_timeout_ms: int = 1000
     # Operations: notification URLs, their grouping interval (seconds) and signing key, the inspector's public
-    # origin for links, and how many refused deliveries are kept per platform.
+    # origin for links, and how many refused deliveries are kept per platform and recorded per second.
     notify_urls: tuple[str, ...] = field(default=(), repr=False)
     notify_interval: int = 300
     notify_secret: str | None = field(default=None, repr=False)
     public_url: str | None = None
     rejected_keep: int = 1000
+    rejected_rate: int = 300  # refusals recorded per second and receiver process; 0: only counted
     # BigCommerce: the app's client secrets (Standard Webhooks keys, UTF-8 bytes; any one verifies), and/or a
     # custom header every delivery must carry, as (lower-case name, value).
     bigcommerce_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
@@ -335,6 +336,7 @@ class Settings:
             notify_secret=_notify_secret(env, "ORDERHOOKS_NOTIFY_SECRET"),
             public_url=(_urls(env, "ORDERHOOKS_PUBLIC_URL") or (None,))[0],
             rejected_keep=_int(env, "ORDERHOOKS_REJECTED_KEEP", 1000, minimum=1),
+            rejected_rate=_int(env, "ORDERHOOKS_REJECTED_RATE", 300),
             bigcommerce_secret_keys=_utf8_secrets(env, "ORDERHOOKS_BIGCOMMERCE_SECRETS"),
             bigcommerce_header=_header(env, "ORDERHOOKS_BIGCOMMERCE_HEADER"),
         )

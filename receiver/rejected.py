@@ -6,8 +6,8 @@ sent (cut at 200 characters), the names of the headers sent, the body's size and
 the body, a signature's value or a secret.
 
 Records are buffered in memory and written in groups (one pipeline: LPUSH, then LTRIM to
-`ORDERHOOKS_REJECTED_KEEP` per platform), so Redis memory for them stays bounded. Past `RATE` a
-second (per receiver process) refusals are only counted (`dropped`), so a flood of refused
+`ORDERHOOKS_REJECTED_KEEP` per platform), so Redis memory for them stays bounded. Past a few hundred a
+second (`ORDERHOOKS_REJECTED_RATE`, per receiver process) refusals are only counted (`dropped`), so a flood of refused
 deliveries costs accepted ones next to nothing. 401s are counted for the `deliveries.rejected`
 notification with each flush, dropped ones included.
 """
@@ -32,7 +32,6 @@ from workers.keys import GENSTORE, Keys
 log = structlog.get_logger("orderhooks.rejected")
 
 PLATFORMS = (GENSTORE, "bigcommerce")
-RATE = 300  # refusals recorded per second and process; the rest are counted as dropped
 FLUSH_EVERY = 0.25
 MAX_TEXT = 200
 MAX_HEADER_NAMES = 40
@@ -47,8 +46,8 @@ def _cut(value: str | None, n: int = MAX_TEXT) -> str | None:
 class RejectedLog:
     """One per receiver process: `record` is synchronous and cheap; `run` writes the buffer in groups."""
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings, rate: int = RATE) -> None:
-        self.redis, self.keys, self.settings, self.rate = redis, keys, settings, rate
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+        self.redis, self.keys, self.settings, self.rate = redis, keys, settings, settings.rejected_rate
         self.buffer: list[tuple[str, str]] = []  # (platform, JSON)
         self.dropped = 0
         self.unauthorized = 0

@@ -91,6 +91,7 @@ def test_secret_key_takes_fernet_keys_for_rotation():
     ("ORDERHOOKS_NOTIFY_SECRET", "not-a-whsec-key"),
     ("ORDERHOOKS_PUBLIC_URL", "hooks.example.com"),
     ("ORDERHOOKS_REJECTED_KEEP", "0"),
+    ("ORDERHOOKS_REJECTED_RATE", "-1"),
 ])
 def test_bad_operations_value_names_the_variable_and_not_the_url(name, value):
     with pytest.raises(ConfigError) as info:
