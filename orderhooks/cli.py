@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import faulthandler
 import json
 import os
 import secrets as pysecrets
@@ -366,6 +367,7 @@ def worker(burst: bool, processes: int) -> None:
         codes = [c.wait() for c in children]
         sys.exit(max(codes))
     logs.configure(settings.log_format, settings.log_level)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where each thread is, on stderr
     try:
         ctx = Context.create(settings)
     except ImportError as exc:

@@ -44,7 +44,10 @@ def processed(stack, event_id: str, shop: str) -> dict:
     def done():
         r = stack.api(event_path(event_id), shop=shop)
         return r.json()["event"] if r.status_code == 200 and r.json()["event"]["status"] != "queued" else None
-    return wait_for(done, 20, what=f"event {event_id!r} to be processed")
+    try:
+        return wait_for(done, 20, what=f"event {event_id!r} to be processed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the worker's log ends:\n{stack.worker_says()}") from None
 
 
 def test_keys_of_different_shops_and_orders_never_collide(stack):

@@ -25,7 +25,7 @@ def test_lifecycle_scenario_end_to_end(stack):
     # second later: the step says its handler waits for the retry (exit 1), or, when the retry was quicker than
     # the first look, processed.
     statuses = [s["status"] for s in steps]
-    assert statuses[:1] + statuses[2:] == ["processed"] * 5 + ["stale"], done.stdout
+    assert statuses[:1] + statuses[2:] == ["processed"] * 5 + ["stale"], (done.stdout, stack.worker_says())
     assert statuses[1] in ("retrying", "processed"), done.stdout
     assert [s["expect"] for s in steps] == ["processed"] * 6 + ["stale"]
     if statuses[1] == "retrying":

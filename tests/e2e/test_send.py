@@ -20,7 +20,7 @@ def send(stack, *args: str) -> subprocess.CompletedProcess:
 
 def test_send_waits_for_the_outcome_and_prints_json_when_piped(stack):
     done = send(stack, "orders/create", "--shop", "send.genmystore.com")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, (done.stdout, done.stderr, stack.worker_says())
     [line] = done.stdout.splitlines()
     outcome = json.loads(line)
     assert outcome["httpStatus"] == 202 and outcome["status"] == "processed" and outcome["error"] is None
@@ -33,7 +33,7 @@ def test_each_send_is_a_new_order_with_current_times_so_an_update_is_not_stale(s
     for topic in ("orders/update", "orders/cancelled"):
         done = send(stack, topic, "--shop", "send.genmystore.com")
         outcome = json.loads(done.stdout)
-        assert outcome["status"] == "processed", (topic, outcome)
+        assert outcome["status"] == "processed", (topic, outcome, stack.worker_says())
     event = stack.api(f"/api/events/{outcome['id']}", shop="send.genmystore.com").json()["event"]
     assert normalize("orders/cancelled", event["raw"]).order.cancelled_at is not None
 
@@ -41,7 +41,8 @@ def test_each_send_is_a_new_order_with_current_times_so_an_update_is_not_stale(s
 def test_a_handler_waiting_for_its_retry_is_said_and_exits_1(stack):
     done = send(stack, "orders/paid", "--shop", "send-retry.genmystore.com")
     outcome = json.loads(done.stdout)
-    assert outcome["status"] == "retrying" and outcome["error"].startswith("tests.e2e.handlers_app.flaky_once: ")
+    assert outcome["status"] == "retrying", (outcome, stack.worker_says())
+    assert outcome["error"].startswith("tests.e2e.handlers_app.flaky_once: ")
     assert done.returncode == 1
 
 

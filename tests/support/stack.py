@@ -8,8 +8,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,8 +87,8 @@ def start_web(env: dict, module: str = "orderhooks.cli", **popen) -> tuple[subpr
     return proc, url
 
 
-def start_worker(env: dict, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "orderhooks.cli", "worker", *args], env=env, cwd=ROOT)
+def start_worker(env: dict, *args: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "orderhooks.cli", "worker", *args], env=env, cwd=ROOT, **popen)
 
 
 def stop(*procs: subprocess.Popen | None) -> None:
@@ -104,6 +107,17 @@ class Stack:
     redis: redislib.Redis
     env: dict
     processes: list = field(default_factory=list)
+    worker_log: Path | None = None
+
+    def worker_says(self, lines: int = 80) -> str:
+        """The end of the worker's log (info level), and where its threads are (SIGUSR1), for a failure's message."""
+        if self.worker_log is None or not self.worker_log.exists():
+            return "(no worker log)"
+        worker = self.processes[-1]
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGUSR1)
+            time.sleep(0.5)
+        return "\n".join(self.worker_log.read_text(errors="replace").splitlines()[-lines:])
 
     def post(self, topic: str, body: bytes | None = None, *, event_id: str | None = "new", shop: str | None = SHOP,
              secret: str = SECRET, headers: dict | None = None, scheme: str = "genstore"):
@@ -121,7 +135,10 @@ class Stack:
         def check():
             e = self.event(event_id)
             return e if e["status"] in statuses else None
-        return wait_for(check, timeout, what=f"event {event_id} to become {statuses}")
+        try:
+            return wait_for(check, timeout, what=f"event {event_id} to become {statuses}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the worker's log ends:\n{self.worker_says()}") from None
 
     def calls(self, event_id: str) -> list[dict]:
         """What the recording handlers of `tests.e2e.handlers_app` saw of this event."""
@@ -145,10 +162,15 @@ def running_stack(redis_url: str, db: int, worker: bool = True, **env):
     client = redislib.Redis.from_url(environment["REDIS_URL"])
     client.flushdb()
     web = work = None
+    log_dir = Path(tempfile.mkdtemp(prefix="orderhooks-stack-"))
+    worker_log = log_dir / "worker.log"
     try:
         web, url = start_web(environment)
-        work = start_worker(environment) if worker else None
-        yield Stack(url, client, environment, [p for p in (web, work) if p])
+        if worker:
+            with open(worker_log, "wb") as out:
+                work = start_worker(environment | {"ORDERHOOKS_LOG_LEVEL": "info"}, stdout=out, stderr=out)
+        yield Stack(url, client, environment, [p for p in (web, work) if p], worker_log if worker else None)
     finally:
         stop(web, work)
         client.close()
+        shutil.rmtree(log_dir, ignore_errors=True)
