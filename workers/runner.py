@@ -28,7 +28,7 @@ import time
 
 import redis
 import structlog
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
@@ -157,15 +157,41 @@ class _QuietReconnects(logging.Filter):
 logging.getLogger("rq.worker").addFilter(_QuietReconnects())
 
 
+class _Queue(Queue):
+    """RQ's queue, whose blocking wait for a job raises `RedisLost` at a Redis error. RQ itself sleeps and
+    tries again, doubling the sleep up to a minute for as long as the errors last, so a worker whose
+    connection was dropped while Redis stayed up picked up nothing for that long."""
+
+    @classmethod
+    def dequeue_any(cls, *args, **kwargs):
+        try:
+            return super().dequeue_any(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise RedisLost(exc) from exc
+
+
 class _Worker(SimpleWorker):
     """RQ's SimpleWorker, giving up at the first Redis error instead of retrying (and logging) each attempt,
-    or quitting for good when a write is refused."""
+    or quitting for good when a write is refused. `lost` is that error, for the runner to log."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue_class = _Queue  # after RQ checked the queues given are its own Queue
+        self.lost: RedisLost | None = None
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        try:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        except RedisLost as exc:  # RQ's loop logs it with a traceback and leaves; the runner says why
+            self.lost = exc
+            raise
 
     def heartbeat(self, timeout=None, pipeline=None):
         try:
             return super().heartbeat(timeout, pipeline)
         except redis.RedisError as exc:
-            raise RedisLost(exc) from exc
+            self.lost = RedisLost(exc)
+            raise self.lost from exc
 
     def set_shutdown_requested_date(self):
         try:  # runs in the signal handler, maybe in the middle of a job: a Redis away must not break the job
@@ -353,4 +379,4 @@ def _work(ctx: Context, worker: _Worker, current: _Current, burst: bool, signals
         except redis.RedisError:
             pass
     log.info("worker_stopped", worker=worker.name)
-    return error
+    return worker.lost or error

@@ -262,3 +262,29 @@ def test_a_redis_turned_read_only_replica_is_waited_for(own_redis, tmp_path):
     events = log_events(log_path)
     assert events.count("redis_unavailable") == 1 and events.count("redis_available") == 1, events
     assert not [e for e in events if "Traceback" in e or "unhandled" in e], events
+
+
+def test_a_worker_whose_waiting_connection_is_dropped_picks_up_the_next_event_at_once(own_redis, tmp_path):
+    """RQ answers an error of its blocking wait for a job with a sleep that doubles up to a minute while the
+    errors last, though Redis itself is fine: the worker starts waiting again at once instead."""
+    env = fault_env(own_redis.url) | {"ORDERHOOKS_LOG_LEVEL": "info"}
+    client = redislib.Redis.from_url(own_redis.url)
+    web, url = start_web(env)
+    log_path = tmp_path / "worker.log"
+    worker = start_logged_worker(env, log_path)
+
+    def waiting() -> list[dict]:
+        return [c for c in client.client_list() if c.get("cmd") == "blmove"]
+
+    try:
+        for _ in range(4):  # under RQ's own retry, 1 + 2 + 4 s of sleep by now, 8 more to come
+            [blocked] = wait_for(waiting, 30, what="the worker to wait for a job")
+            client.client_kill_filter(_id=blocked["id"])
+            wait_for(lambda: not waiting(), 5, what="the connection to go")
+        event_id = post(url).json()["id"]
+        wait_for(lambda: status(client, event_id) == "processed", 4, what="the worker to pick the event up")
+    finally:
+        stop(web, worker)
+    events = log_events(log_path)
+    assert "redis_unavailable" in events and events.count("redis_unavailable") == events.count("redis_available")
+    assert not [e for e in events if "Traceback" in e or "could not connect" in e], events
