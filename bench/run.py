@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -277,6 +278,72 @@ def latency(run: Run) -> None:
     run.results["latency_orderhooks"]["redis_stalls_ms"] = stalls
 
 
+# -- 4. a flood of refused deliveries ------------------------------------------------------------
+
+FLOOD = 10_000  # wrongly signed deliveries sent while the accepted ones are measured
+
+
+def _refused(n: int, prefix: str) -> list[tuple[str, bytes, dict]]:
+    body = example_for_topic(TOPIC)
+    signature = genstore_signature(b"not-the-configured-secret", body)
+    return [(f"{prefix}-{i}", body, {"Content-Type": "application/json", "X-Genstore-Topic": TOPIC,
+                                     "X-Genstore-Shop-Domain": SHOP, "X-Genstore-Event-Id": f"{prefix}-{i}",
+                                     "X-Genstore-Hmac-Sha256": signature}) for i in range(n)]
+
+
+def _flood_one(run: Run, name: str, elsewhere: bool = False, **env_extra: str) -> dict:
+    """One receiver: accepted deliveries alone, then beside FLOOD refused ones sent evenly over the same
+    seconds (open loop) to it, or with `elsewhere` to a bare server beside it (what the machine itself
+    loses to the flood's traffic), then refused deliveries alone as fast as wrk sends them."""
+    server, r = run.redis(f"flood-{name}")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = env_with(REDIS_URL=server.url, ORDERHOOKS_SECRETS=SECRET, ORDERHOOKS_LOG_FORMAT="json",
+                   ORDERHOOKS_DATA_DIR=str(run.workdir), **env_extra)
+    proc = run.start(f"flood-{name}", [PYTHON, "-m", "orderhooks.cli", "web", "--host", "127.0.0.1",
+                                       "--port", str(port)], env)
+    target, other = url, None
+    if elsewhere:
+        other_port = free_port()
+        other = run.start(f"flood-{name}-bare", [PYTHON, "-m", "bench.serve", "bare", "--port", str(other_port)],
+                          env_with())
+        target = f"http://127.0.0.1:{other_port}"
+        wait_http(other, target)
+    body_file, signature = _body_file(run)
+    wait_http(proc, url)
+    half = max(1, run.connections // 2)
+    hook = url + "/webhooks/genstore"
+    wrk(hook, body_file, signature, f"{name}-warm", run.warmup, half)
+    alone = wrk(hook, body_file, signature, f"{name}-alone", run.seconds, half)
+    flood = _refused(FLOOD, f"{name}-flood")
+    sent: list = []
+    sender = threading.Thread(target=lambda: sent.extend(steady(target + "/webhooks/genstore", flood,
+                                                                FLOOD / run.seconds)))
+    sender.start()
+    beside = wrk(hook, body_file, signature, f"{name}-beside", run.seconds, half)
+    sender.join()
+    time.sleep(1.0)  # the last group of records is written
+    kept = [KEYS.rejected(p) for p in ("genstore", "bigcommerce")]
+    out = {"alone": alone.rate, "alone_errors": alone.errors, "beside": beside.rate,
+           "beside_errors": beside.errors, "flood_sent": len(sent),
+           "flood_refused": sum(1 for s in sent if s.status in (200, 401)),  # 200: the bare server's answer
+           "rejected_bytes": sum(r.memory_usage(k) or 0 for k in kept),
+           "rejected_kept": sum(r.llen(k) for k in kept), "dropped": int(r.get(KEYS.rejected_dropped) or 0)}
+    if not elsewhere:
+        refused_alone = wrk(hook, body_file, "bad" + signature[3:], f"{name}-refused", run.seconds, half)
+        out["refused_rate"] = refused_alone.rate
+    proc.stop()
+    if other:
+        other.stop()
+    return out
+
+
+def flood(run: Run) -> None:
+    run.results["flood_recorded"] = _flood_one(run, "recorded")
+    run.results["flood_counted"] = _flood_one(run, "counted", ORDERHOOKS_REJECTED_RATE="0")
+    run.results["flood_elsewhere"] = _flood_one(run, "elsewhere", elsewhere=True)
+
+
 # -- the table -----------------------------------------------------------------------------------
 
 def rows(run: Run) -> list[Row]:
@@ -331,6 +398,23 @@ def rows(run: Run) -> list[Row]:
     if "drain_orderhooks" in res:
         out.append(Row("Redis bytes per processed event, with its order",
                        f"{res['drain_orderhooks']['bytes_per_processed']:,.0f}", "", "", None, ""))
+    if "flood_recorded" in res:
+        rec, cnt, far = res["flood_recorded"], res["flood_counted"], res["flood_elsewhere"]
+        out.append(Row(f"Accepted req/s beside {FLOOD:,} refused deliveries ({FLOOD / run.seconds:,.0f}/s)",
+                       f"{rec['beside']:,.0f}", "accepted alone", f"{rec['alone']:,.0f}",
+                       rec["beside"] / rec["alone"], ">= 0.8 x alone",
+                       ok=rec["beside"] >= 0.8 * rec["alone"] and rec["alone_errors"] == rec["beside_errors"] == 0
+                       and rec["flood_refused"] == rec["flood_sent"] == FLOOD))
+        out.append(Row("  the same, refusals only counted (ORDERHOOKS_REJECTED_RATE=0)", f"{cnt['beside']:,.0f}",
+                       "accepted alone", f"{cnt['alone']:,.0f}", cnt["beside"] / cnt["alone"], ""))
+        out.append(Row("  the same flood sent to a bare server beside it", f"{far['beside']:,.0f}",
+                       "accepted alone", f"{far['alone']:,.0f}", far["beside"] / far["alone"], ""))
+        out.append(Row("  refusals kept / dropped; their Redis KB", f"{rec['rejected_kept']:,} / {rec['dropped']:,}; "
+                       f"{rec['rejected_bytes'] / 1024:,.0f}", "ORDERHOOKS_REJECTED_KEEP x 1 KB", "1,000", None,
+                       "<= 1,000 KB", ok=rec["rejected_bytes"] <= 1024 * 1000))
+        out.append(Row("Refused req/s alone (401, wrk)", f"{rec['refused_rate']:,.0f}",
+                       "refusals only counted", f"{cnt['refused_rate']:,.0f}",
+                       rec["refused_rate"] / cnt["refused_rate"], ""))
     if "ingest_orderhooks" in res:
         out.append(Row("Receiver RSS MiB (after ingest)", f"{res['ingest_orderhooks']['rss_mib']:.0f}",
                        "bare / naive",
@@ -354,7 +438,8 @@ def _commit() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", default="ingest,drain,latency", help="comma-separated: ingest, drain, latency")
+    parser.add_argument("--only", default="ingest,drain,latency,flood",
+                        help="comma-separated: ingest, drain, latency, flood")
     parser.add_argument("--seconds", type=float, default=10, help="measured wrk run per receiver")
     parser.add_argument("--warmup", type=float, default=2, help="wrk warm-up per receiver, not counted")
     parser.add_argument("--connections", type=int, default=32)
@@ -369,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="orderhooks-bench-"))
     run = Run(workdir, args.seconds, args.warmup, args.connections, args.events, args.rate, args.latency_seconds,
               args.web_processes, args.worker_processes)
-    sections = {"ingest": ingest, "drain": drain, "latency": latency}
+    sections = {"ingest": ingest, "drain": drain, "latency": latency, "flood": flood}
     started = time.monotonic()
     load = os.getloadavg()[0]
     ok = False
