@@ -117,7 +117,13 @@ class Stack:
         if worker.poll() is None:
             worker.send_signal(signal.SIGUSR1)
             time.sleep(0.5)
-        return "\n".join(self.worker_log.read_text(errors="replace").splitlines()[-lines:])
+        queue = "rq:queue:orderhooks"
+        state = (f"queue {self.redis.lrange(queue, 0, 5)} ({self.redis.llen(queue)}), intermediate "
+                 f"{self.redis.lrange(queue + ':intermediate', 0, 5)}, started "
+                 f"{self.redis.zrange('rq:wip:orderhooks', 0, 5)}, "
+                 f"scheduled {self.redis.zcard('rq:scheduled:orderhooks')}, "
+                 f"clients {self.redis.info('clients').get('connected_clients')}")
+        return "\n".join([*self.worker_log.read_text(errors="replace").splitlines()[-lines:], state])
 
     def post(self, topic: str, body: bytes | None = None, *, event_id: str | None = "new", shop: str | None = SHOP,
              secret: str = SECRET, headers: dict | None = None, scheme: str = "genstore"):
