@@ -145,3 +145,31 @@ def decode(stored: bytes, encoding: str | bytes | None) -> bytes:
     if len(raw) != size:
         raise ValueError(f"stored body is not a valid {encoding} frame: {len(raw)} bytes where the header says {size}")
     return raw
+
+
+# A zstd frame's first four bytes. JSON text never starts with them, so a stored projection (always a JSON
+# object) needs no encoding kept beside it: `pack`'s output says by itself what it is.
+MAGIC = b"\x28\xb5\x2f\xfd"
+_NAMES_BY_ID = {dict_id: name for name, dict_id in DICTIONARIES.items()}
+
+
+def pack(text: bytes) -> bytes:
+    """JSON text as stored where no encoding is kept beside it (projections): a zstd frame naming its
+    dictionary when that pays, else the text as it is. `unpack` reads both, and text stored before."""
+    if text[:4] == MAGIC:
+        raise ValueError("pack takes JSON text, which never starts with the zstd magic")
+    return encode(text)[0]
+
+
+def unpack(stored: bytes) -> bytes:
+    """What `pack` was given; ValueError for a frame of an unknown dictionary or a corrupt one."""
+    if stored[:4] != MAGIC:
+        return stored
+    try:
+        dict_id = zstandard.get_frame_parameters(stored).dict_id
+    except zstandard.ZstdError as error:
+        raise ValueError(f"stored value is not a valid zstd frame: {error}") from None
+    name = _NAMES_BY_ID.get(dict_id)
+    if name is None:
+        raise ValueError(f"stored value is a zstd frame of unknown dictionary id {dict_id}")
+    return decode(stored, PREFIX + name)

@@ -207,3 +207,24 @@ def test_threads_encode_and_decode_at_the_same_time():
     assert not failures
     assert len({id(c) for c in compressors}) == 4  # one compressor per thread...
     assert codec._compressor() is codec._compressor()  # ...made once and reused
+
+
+def test_pack_is_self_describing_and_reads_plain_json_stored_before():
+    from schemas import merge, normalize
+    from schemas.samples import example_for_topic
+
+    event = normalize("orders/create", example_for_topic("orders/create"))
+    text = json.dumps(merge(None, "orders/create", "e1", event).projection.to_json(), sort_keys=True).encode()
+    packed = codec.pack(text)
+    assert packed[:4] == codec.MAGIC and len(packed) < len(text) * 0.4
+    assert codec.unpack(packed) == text
+    assert codec.unpack(text) == text  # a projection written uncompressed reads as it is
+    assert codec.pack(b"{}") == b"{}"  # too short to pay: as it is
+
+
+def test_unpack_refuses_an_unknown_dictionary_and_pack_refuses_non_json():
+    plain = zstandard.ZstdCompressor().compress(b'{"a": 1}' * 100)  # no dictionary: id 0
+    with pytest.raises(ValueError, match="unknown dictionary id 0"):
+        codec.unpack(plain)
+    with pytest.raises(ValueError):
+        codec.pack(codec.MAGIC + b"{}")
