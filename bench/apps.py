@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from orderhooks.config import secret_bytes
 from receiver.verify import VerificationError, verify
-from workers.intake import triage
+from schemas import triage
 
 PATH = "/webhooks/genstore"
 

@@ -14,7 +14,7 @@ the models' field names and odd values helps the mutator keep bodies JSON
 (unless `-dict=` is given). The oracle is the unit suite's:
 `normalize()` returns a `NormalizedEvent` or raises `NormalizationError`,
 every money field is exactly the amount sent (never a float, never a silent
-0 or None), and `workers.intake.triage()` answers queued, quarantined or
+0 or None), and `schemas.triage()` answers queued, quarantined or
 ignored. Anything else is a crash: libFuzzer saves the input as `crash-*`.
 Other libFuzzer flags (`-runs=N`, `-jobs=N`, `-dict=...`) pass through.
 """
@@ -29,10 +29,9 @@ import atheris
 from pydantic import BaseModel
 
 with atheris.instrument_imports(include=["schemas"]):
-    from schemas import TOPICS, Order, Refund
+    from schemas import TOPICS, Order, Refund, triage
     from schemas.samples import NAMES, load
     from tests.unit.test_fuzz_normalize import SAMPLES, check_normalize
-    from workers.intake import triage
 
 
 def one_input(data: bytes) -> None:

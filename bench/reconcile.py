@@ -21,11 +21,11 @@ from cryptography.fernet import Fernet
 
 from orderhooks.config import Settings
 from orderhooks.embedded import EmbeddedRedis
+from storage.shops import add_shop
+from storage.store import Store
 from tests.fake_genstore import FakeGenstore
-from workers.context import Context
 from workers.genstore import GenstoreClient, Retry
 from workers.reconcile import reconcile_shop
-from workers.shops import add_shop
 
 SHOP = "bench.genmystore.com"
 
@@ -54,7 +54,7 @@ def main() -> None:
                 api.add_order(str(100000 + n), updated_at="2024-05-01T10:00:00+00:00")
             settings = replace(Settings.from_env({"REDIS_URL": server.url}),
                                secret_key=(Fernet.generate_key().decode(),))
-            ctx = Context.create(settings, load=False)
+            ctx = Store.create(settings)
             add_shop(ctx.redis, ctx.keys, settings, SHOP, api.token, api_url=api.url)
             client = TimedClient(SHOP, api.url, api.token, retry=Retry())
             cpu0, wall0 = time.process_time(), time.perf_counter()

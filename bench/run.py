@@ -26,9 +26,10 @@ from orderhooks.config import Settings, secret_bytes
 from orderhooks.embedded import EmbeddedRedis, free_port
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
-from workers.context import Context
-from workers.intake import make_delivery, store_deliveries
-from workers.keys import Keys
+from storage.intake import make_delivery, store_deliveries
+from storage.keys import Keys
+from storage.status import Status
+from storage.store import Store
 
 SECRET = "whsec_YmVuY2gtc2VjcmV0LWZvci1vcmRlcmhvb2tz"
 SHOP = "bench.genmystore.com"
@@ -186,7 +187,7 @@ def drain(run: Run) -> None:
     # deliveries arrive one at a time (one RQ job per event: the worst case for the worker).
     server, r = run.redis("drain")
     settings = Settings.from_env({"REDIS_URL": server.url})
-    ctx = Context.create(settings, load=False)
+    ctx = Store.create(settings)
     empty = _used_memory(r)
     r.config_set("appendfsync", "no")
     for i in range(n):
@@ -200,8 +201,8 @@ def drain(run: Run) -> None:
 
     def progress() -> int:
         pipe = r.pipeline(transaction=False)
-        pipe.zcard(KEYS.events_by_status("processed"))
-        pipe.zcard(KEYS.events_by_status("stale"))
+        pipe.zcard(KEYS.events_by_status(Status.PROCESSED))
+        pipe.zcard(KEYS.events_by_status(Status.STALE))
         pipe.zcard(KEYS.dispatching)
         processed, stale, dispatching = pipe.execute()
         return processed + stale - dispatching

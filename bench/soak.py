@@ -51,7 +51,8 @@ from orderhooks.embedded import EmbeddedRedis, free_port
 from orderhooks.procs import terminate_all
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
-from workers.keys import GENSTORE, Keys, event_ref
+from storage.keys import GENSTORE, Keys, event_ref
+from storage.status import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION_TOPICS = ("orders/create", "orders/update", "orders/paid", "orders/fulfilled")
@@ -238,7 +239,7 @@ def _moment(text: str | None) -> datetime | None:
 
 
 def audit(client: redislib.Redis, keys: Keys, accepted: set[str], newest: dict) -> dict[str, int]:
-    """`accepted`: the refs (`workers.keys.event_ref`) of the events acknowledged as new."""
+    """`accepted`: the refs (`storage.keys.event_ref`) of the events acknowledged as new."""
     ids = sorted(accepted)
     statuses: dict[str, int] = {}
     lost = 0
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
 
             drained = False
             while time.monotonic() - began < args.max_seconds:
-                queued = client.zcard(keys.events_by_status("queued"))
+                queued = client.zcard(keys.events_by_status(Status.QUEUED))
                 if queued == 0 and client.llen("rq:queue:orderhooks") == 0:
                     drained = True
                     break

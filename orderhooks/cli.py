@@ -20,6 +20,7 @@ from rich.table import Table
 
 from orderhooks.config import ConfigError, Settings
 from orderhooks.procs import terminate_all
+from storage.status import HandlerOutcome, Status
 
 console = Console()
 err = Console(stderr=True)
@@ -63,11 +64,11 @@ def _redis_client(settings: Settings, **options):
     return settings, client
 
 
-def _context():
-    from workers.context import Context
+def _store():
+    from storage.store import Store
 
     settings, client = _redis_client(_settings())
-    return Context.create(settings, redis=client, load=False)
+    return Store.create(settings, redis=client)
 
 
 def _dev_value(data_dir: Path, name: str, make) -> str:
@@ -241,8 +242,8 @@ def _start_bigcommerce_sandbox(host: str, env: dict) -> str:
     from orderhooks.embedded import free_port
     from platforms import bigcommerce_sandbox as sandbox
     from storage.connection import redis_client
-    from workers.keys import Keys
-    from workers.shops import add_shop
+    from storage.keys import Keys
+    from storage.shops import add_shop
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(sandbox.app(), host=host, port=port, log_level="warning",
@@ -456,8 +457,8 @@ def send(topic, file_, scenario, order_id, url, secret, shop, event_id, scheme, 
             except httpx.HTTPError as exc:
                 _fail(f"could not reach {url}: {exc}", 1)
             outcome = _outcome(client, url, token, shop, step_id, response, 0 if no_wait else wait_seconds)
-            ok = ok and outcome["status"] in ("processed", "stale", "ignored", "duplicate", *(
-                ["queued"] if no_wait else []))
+            ok = ok and outcome["status"] in (Status.PROCESSED, Status.STALE, Status.IGNORED, "duplicate", *(
+                [Status.QUEUED] if no_wait else []))
             if as_json:
                 click.echo(json.dumps(outcome | ({"topic": step_topic, "expect": expect} if scenario else {})))
             elif scenario:
@@ -470,6 +471,9 @@ def send(topic, file_, scenario, order_id, url, secret, shop, event_id, scheme, 
 def _dev_file(data_dir: Path, name: str) -> str | None:
     path = data_dir / name
     return path.read_text().strip() if path.exists() else None
+
+
+FINAL = tuple(s for s in Status if s != Status.QUEUED)  # what a worker leaves an event in
 
 
 def _outcome(client, url: str, token: str | None, shop: str, event_id: str, response, wait: float) -> dict:
@@ -505,14 +509,14 @@ def _outcome(client, url: str, token: str | None, shop: str, event_id: str, resp
             event = r.json()["event"]
             status = event["status"]
             retrying = [(name, o) for name, o in sorted(event.get("handlers", {}).items())
-                        if o.get("status") == "retrying"]
-            pending = any(o.get("status") == "pending" for o in event.get("handlers", {}).values())
-            if status in ("processed", "stale", "failed", "quarantined", "ignored") and not retrying and not pending:
+                        if o.get("status") == HandlerOutcome.RETRYING]
+            pending = any(o.get("status") == HandlerOutcome.PENDING for o in event.get("handlers", {}).values())
+            if status in FINAL and not retrying and not pending:
                 out["status"], out["error"] = status, event.get("error")
                 return out
             if retrying:
                 name, o = retrying[0]
-                out["status"], out["error"] = "retrying", f"{name}: {o.get('error')}"
+                out["status"], out["error"] = HandlerOutcome.RETRYING, f"{name}: {o.get('error')}"
                 return out
         elif r.status_code != 404:
             out["error"] = f"{r.status_code}: {r.text[:200]}"
@@ -527,7 +531,9 @@ def _outcome_line(outcome: dict) -> str:
     status, error = outcome["status"], outcome.get("error")
     if status in ("refused", "timeout"):
         return f"{status}: {error}" if status == "timeout" else str(error)
-    return f"{status}: {error}" if error and status not in ("processed", "stale", "duplicate") else str(status)
+    if error and status not in (Status.PROCESSED, Status.STALE, "duplicate"):
+        return f"{status}: {error}"
+    return str(status)
 
 
 ID_COLUMNS = ("id", "orderId", "order", "shop")  # what users copy: never cut, never wrapped
@@ -579,7 +585,7 @@ def _send_bigcommerce(scope, file_, order_id, url, secret, shop, event_id, wait:
         click.echo(json.dumps(outcome))
     else:
         click.echo(f"{_outcome_line(outcome)}  id {outcome['id']}")
-    done = ("processed", "stale", "ignored", "duplicate", *(["queued"] if wait <= 0 else []))
+    done = (Status.PROCESSED, Status.STALE, Status.IGNORED, "duplicate", *([Status.QUEUED] if wait <= 0 else []))
     sys.exit(0 if outcome["status"] in done else 1)
 
 
@@ -621,9 +627,9 @@ def _table(title: str, columns: list[str], rows: list[list]) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def events(topic, status, order_id, shop, limit, as_json) -> None:
     """List stored events, newest first."""
-    from workers.queries import list_events
+    from storage.queries import list_events
 
-    ctx = _context()
+    ctx = _store()
     records = list_events(ctx.redis, ctx.keys, topic=topic, status=status, order_id=order_id, shop=shop,
                           limit=limit)
     if as_json:
@@ -638,7 +644,7 @@ def _one_event(ctx, event_id: str, shop: str | None, platform: str | None):
     """The one stored event with this id, or else whose id starts with it (in `shop`/`platform` when given).
     An exact id beats prefixes. Exit 1 when there is none, 2 listing the candidates (`platform shop id`) on
     stderr when there are several."""
-    from workers.records import find_events, find_events_by_prefix
+    from storage.events import find_events, find_events_by_prefix
 
     shop = (shop or "").strip().lower() or None
     found = find_events(ctx.redis, ctx.keys, event_id, shop=shop, platform=platform)
@@ -661,7 +667,7 @@ def _one_event(ctx, event_id: str, shop: str | None, platform: str | None):
 @click.option("--platform", help="the event's platform (genstore)")
 def event(event_id, shop, platform) -> None:
     """Show one event: raw body, normalized form, each handler's outcome."""
-    ctx = _context()
+    ctx = _store()
     record = _one_event(ctx, event_id, shop, platform)
     console.print_json(json.dumps(record.detail()))
 
@@ -676,9 +682,9 @@ def event(event_id, shop, platform) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def orders(shop, status, financial_status, fulfillment_status, since_id, limit, as_json) -> None:
     """List orders of the projection."""
-    from workers.queries import OrderFilter, list_orders, platform_of, shops
+    from storage.queries import OrderFilter, list_orders, platform_of, shops
 
-    ctx = _context()
+    ctx = _store()
     shop_list = [(platform_of(ctx.redis, ctx.keys, shop.lower()), shop.lower())] if shop else shops(
         ctx.redis, ctx.keys)
     flt = OrderFilter(since_id=since_id, financial_status=financial_status,
@@ -697,9 +703,9 @@ def orders(shop, status, financial_status, fulfillment_status, since_id, limit, 
 @click.option("--shop")
 def order(order_id, shop) -> None:
     """Show one order of the projection (ORDER_ID, or the start of it when that is unique)."""
-    from workers.queries import find_orders, get_order
+    from storage.queries import find_orders, get_order
 
-    ctx = _context()
+    ctx = _store()
     found = find_orders(ctx.redis, ctx.keys, order_id, shop=shop.strip().lower() if shop else None)
     if not found:
         _fail(f"order {order_id} not found", 1)
@@ -715,19 +721,19 @@ def order(order_id, shop) -> None:
 
 @main.command()
 @click.argument("event_id", required=False)
-@click.option("--status", type=click.Choice(["failed", "quarantined"]))
+@click.option("--status", type=click.Choice([Status.FAILED.value, Status.QUARANTINED.value]))
 @click.option("--shop", help="the event's shop, when its id is used by several shops")
 @click.option("--platform", help="the event's platform (genstore)")
 def replay(event_id, status, shop, platform) -> None:
     """Replay one event, or every failed or quarantined one."""
-    from workers.replay import replay as replay_one
-    from workers.replay import replay_status
+    from storage.replay import replay as replay_one
+    from storage.replay import replay_status
 
     if not event_id and not status:
         _fail("replay needs an event id (orderhooks replay ID) or --status failed|quarantined", 2)
     if event_id and status:
         _fail("give an event id or --status, not both", 2)
-    ctx = _context()
+    ctx = _store()
     try:
         if status:
             results = replay_status(ctx, status)
@@ -789,8 +795,8 @@ def shops_group() -> None:
 @click.option("--platform", type=click.Choice(["genstore", "bigcommerce"]), default="genstore", show_default=True)
 def shops_add(shop: str, token: str, api_url: str | None, platform: str) -> None:
     """Register SHOP's API token (or replace it); the token is stored encrypted and never shown."""
-    from workers.keys import Keys
-    from workers.shops import ShopError, add_shop, cipher
+    from storage.keys import Keys
+    from storage.shops import ShopError, add_shop, cipher
 
     settings = _shops_settings()
     if token == "-":
@@ -813,9 +819,9 @@ def shops_add(shop: str, token: str, api_url: str | None, platform: str) -> None
 @click.option("--json", "as_json", is_flag=True)
 def shops_list(as_json: bool) -> None:
     """Registered shops: API URL, masked token, the last reconcile run and its result."""
-    from workers.keys import Keys
-    from workers.shops import TokenUnreadable, list_shops
-    from workers.shops import token as read_token
+    from storage.keys import Keys
+    from storage.shops import TokenUnreadable, list_shops
+    from storage.shops import token as read_token
 
     settings = _shops_settings()
     redis = _shops_redis(settings)
@@ -855,8 +861,8 @@ def shops_list(as_json: bool) -> None:
 @click.argument("shop")
 def shops_remove(shop: str) -> None:
     """Forget SHOP and its token."""
-    from workers.keys import Keys
-    from workers.shops import remove_shop
+    from storage.keys import Keys
+    from storage.shops import remove_shop
 
     settings = _shops_settings()
     redis = _shops_redis(settings)
@@ -898,7 +904,7 @@ def reconcile(shop: str, since: str | None, full: bool, as_json: bool) -> None:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from workers.context import Context
+    from storage.store import Store
     from workers.reconcile import ReconcileRefused, reconcile_shop
 
     if since and full:
@@ -912,7 +918,7 @@ def reconcile(shop: str, since: str | None, full: bool, as_json: bool) -> None:
 
     logs.configure(settings.log_format, "warning")  # the summary is the output; log lines go to stderr
     redis = _shops_redis(settings)
-    ctx = Context.create(replace(settings, redis_url=_redis_url(settings)), redis=redis, load=False)
+    ctx = Store.create(replace(settings, redis_url=_redis_url(settings)), redis=redis)
     bar = None
     if not as_json and console.is_terminal:
         bar = Progress(TextColumn("reconciling {task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -959,7 +965,7 @@ def reconcile(shop: str, since: str | None, full: bool, as_json: bool) -> None:
 def rejected(platform: str | None, limit: int, as_json: bool) -> None:
     """The newest refused deliveries (401, 400, 413, 431) and why each was refused."""
     from receiver.rejected import read
-    from workers.keys import Keys
+    from storage.keys import Keys
 
     settings = _shops_settings()
     found = read(_shops_redis(settings), Keys(settings.prefix), platform, limit)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 from schemas.samples import example_for_topic
+from storage.status import Status
 
 SHOP_OFFSET = timezone(timedelta(hours=-4))  # the seeds' shop clock (-04:00)
 
@@ -25,7 +26,7 @@ SHOP_OFFSET = timezone(timedelta(hours=-4))  # the seeds' shop clock (-04:00)
 class Step:
     topic: str
     body: bytes
-    expect: str  # the status the event should reach: processed or stale
+    expect: Status  # the status the event should reach: processed or stale
     what: str
 
 
@@ -73,30 +74,30 @@ def lifecycle(order_id: str | None = None, now: datetime | None = None) -> list[
     return [
         Step("orders/create", _order("orders/create", order_id, t0, t0, financialStatus="pending",
                                      fulfillmentStatus=None, fulfillments=[], closedAt=None),
-             "processed", "the order is placed, payment pending"),
+             Status.PROCESSED, "the order is placed, payment pending"),
         Step("orders/paid", _order("orders/paid", order_id, t0 + timedelta(minutes=2), t0, financialStatus="paid",
                                    fulfillmentStatus=None, fulfillments=[], closedAt=None),
-             "processed", "payment captured"),
+             Status.PROCESSED, "payment captured"),
         Step("orders/partiallyFulfilled", _order(
             "orders/partiallyFulfilled", order_id, t0 + timedelta(hours=20), t0, financialStatus="paid",
             fulfillmentStatus="partial", fulfillments=[shipped], closedAt=None),
-             "processed", "first parcel shipped (UPS)"),
+             Status.PROCESSED, "first parcel shipped (UPS)"),
         Step("orders/fulfilled", _order(
             "orders/fulfilled", order_id, t0 + timedelta(days=1, hours=4), t0, financialStatus="paid",
             fulfillmentStatus="fulfilled", fulfillments=[shipped, rest], closedAt=None),
-             "processed", "second parcel shipped (USPS): fulfilled"),
+             Status.PROCESSED, "second parcel shipped (USPS): fulfilled"),
         Step("refunds/create", _refund(order_id, t0 + timedelta(days=2)),
-             "processed", "one item returned and refunded"),
+             Status.PROCESSED, "one item returned and refunded"),
         Step("orders/update", _order(
             "orders/update", order_id, t0 + timedelta(days=2, minutes=5), t0, financialStatus="partially_refunded",
             fulfillmentStatus="fulfilled", fulfillments=[shipped, rest], closedAt=None,
             note="Refunded the returned item."),
-             "processed", "out of order, 1/2: the newer update arrives first"),
+             Status.PROCESSED, "out of order, 1/2: the newer update arrives first"),
         Step("orders/update", _order(
             "orders/update", order_id, t0 + timedelta(days=1, hours=6), t0, financialStatus="paid",
             fulfillmentStatus="fulfilled", fulfillments=[shipped, rest], closedAt=None,
             note="Gift wrap requested."),
-             "stale", "out of order, 2/2: an older update arrives late and must not win"),
+             Status.STALE, "out of order, 2/2: an older update arrives late and must not win"),
     ]
 
 

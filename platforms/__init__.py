@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from orderhooks.config import Settings
     from schemas import NormalizedEvent, Projection
-    from workers.intake import Delivery
+    from storage.intake import Delivery
+    from storage.status import Status
+    from storage.store import Store
 
 __all__ = ["NAMES", "HydrateFailure", "Platform", "all_platforms", "get"]
 
@@ -45,9 +47,9 @@ class Platform:
     endpoint: str | None = None  # "module:function" of its own endpoint
     # (topic, raw body, hydrated JSON text or None) -> the canonical event; NormalizationError / UnknownTopic.
     normalize: Callable[[str, bytes, bytes | None], NormalizedEvent] | None = None
-    # (worker context, records still queued) -> {ref: hydrated JSON text | HydrateFailure | None (nothing to
-    # apply: the event is processed as it is)}
-    hydrate: Callable[[Any, Sequence[Any]], dict[str, Any]] | None = None
+    # (the worker's storage, records still queued) -> {ref: hydrated JSON text | HydrateFailure | None (nothing
+    # to apply: the event is processed as it is)}. Run by the worker, which hands over its `storage.store.Store`.
+    hydrate: Callable[[Store, Sequence[Any]], dict[str, Any]] | None = None
     # The read API's view of a projection (`schemas.order_view` unless the platform reports its own totals).
     view: Callable[[Projection, str], dict | None] | None = None
     # An order's (closed, cancelled) for the read API's `status` filter.
@@ -57,7 +59,7 @@ class Platform:
     event_details: Callable[[str, bytes], dict[str, Any]] = field(default=lambda topic, raw: {})
     reconciled: bool = False  # whether `orderhooks reconcile` covers its shops
     # A stored delivery triaged again, for a replay: (raw body) -> (status, order id, error).
-    retriage: Callable[[bytes], tuple[str, str | None, str | None]] | None = None
+    retriage: Callable[[bytes], tuple[Status, str | None, str | None]] | None = None
 
 
 def get(name: str) -> Platform:

@@ -35,7 +35,8 @@ from orderhooks.config import ConfigError, Settings
 from platforms import HydrateFailure, Platform
 from schemas import NormalizedEvent, Projection, order_view
 from schemas import bigcommerce as bc
-from workers.keys import Keys
+from storage.keys import Keys
+from storage.status import Status
 
 __all__ = ["PLATFORM", "BigCommerceClient", "BigCommerceError", "Quota", "V2Error", "accept", "hydrate"]
 
@@ -72,17 +73,17 @@ def verify(headers: Mapping[str, str], body: bytes, settings: Settings) -> str |
     return msg_id
 
 
-def triage(body: bytes) -> tuple[str, str | None, str | None]:
+def triage(body: bytes) -> tuple[Status, str | None, str | None]:
     """(status, order id, error) of a stored envelope, as `accept` decides it (a replay asks again)."""
     try:
         env = bc.parse_envelope(body)
     except bc.EnvelopeError as exc:
-        return "quarantined", None, str(exc)
+        return Status.QUARANTINED, None, str(exc)
     if env.scope not in bc.PROCESSED_SCOPES:
-        return "ignored", env.order_id, f"scope {env.scope!r} is not processed"
+        return Status.IGNORED, env.order_id, f"scope {env.scope!r} is not processed"
     if env.order_id is None:
-        return "quarantined", None, "data.id: missing"
-    return "queued", env.order_id, None
+        return Status.QUARANTINED, None, "data.id: missing"
+    return Status.QUEUED, env.order_id, None
 
 
 def accept(headers: Mapping[str, str], body: bytes, settings: Settings, recorded: dict[str, str]):
@@ -92,14 +93,14 @@ def accept(headers: Mapping[str, str], body: bytes, settings: Settings, recorded
     `{scope}:{data.id}:{hash}:{created_at}`. Processed scopes are queued; other scopes are ignored; an envelope
     that does not parse, or has no producer, is quarantined under `sha256:<hex of the body>`, one without
     `data.id` with the reason `data.id: missing`."""
-    from workers.intake import Delivery
+    from storage.intake import Delivery
 
     msg_id = verify(headers, body, settings)
     try:
         env = bc.parse_envelope(body)
     except bc.EnvelopeError as exc:
         return Delivery(id=msg_id or "sha256:" + hashlib.sha256(body).hexdigest(), topic="", shop="", raw=body,
-                        headers=recorded, status="quarantined", error=str(exc), platform=NAME)
+                        headers=recorded, status=Status.QUARANTINED, error=str(exc), platform=NAME)
     status, order_id, error = triage(body)
     return Delivery(id=msg_id or env.dedup_key, topic=env.scope, shop=env.shop, raw=body, headers=recorded,
                     platform=NAME, order_id=order_id, status=status, error=error)
@@ -313,7 +314,7 @@ def _gate(shop: str) -> threading.BoundedSemaphore:
 
 def client_for(redis: Redis, keys: Keys, settings: Settings, shop: str, http: httpx.Client) -> BigCommerceClient:
     """The store's client; HydrateFailure (final) when the store is not registered for BigCommerce."""
-    from workers.shops import TokenUnreadable, get_shop, token
+    from storage.shops import TokenUnreadable, get_shop, token
 
     found = get_shop(redis, keys, shop)
     if found is None or found.platform != NAME:

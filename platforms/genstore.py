@@ -1,5 +1,5 @@
 """Genstore, as a platform: its pieces live where they grew (`receiver.intake`, `receiver.verify`, `schemas`,
-`workers.genstore`); this module only names them for the registry."""
+the Orders API client `workers.genstore`); this module only names them for the registry."""
 
 from __future__ import annotations
 

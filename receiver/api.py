@@ -13,11 +13,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from storage.connection import replicas_problem
-from workers import queries
-from workers.context import RedisState, redis_problem
-from workers.keys import STATUSES
-from workers.records import find_events
+from storage import queries
+from storage.connection import RedisState, redis_problem, replicas_problem
+from storage.events import find_events
+from storage.status import STATUSES
 
 TOKEN_HEADER = "x-genstore-access-token"
 DEFAULT_LIMIT = 50
@@ -121,7 +120,7 @@ def protected(endpoint):
             return _error(401, "this server has no API token configured (ORDERHOOKS_API_TOKEN): the read API is off")
         if not authorized(request):
             return _error(401, "missing or wrong X-Genstore-Access-Token")
-        ctx = request.app.state.ctx
+        ctx = request.app.state.store
         try:
             return await run_in_threadpool(endpoint, request, ctx)
         except BadParameter as exc:
@@ -236,7 +235,7 @@ async def readyz(request: Request) -> Response:
     """200 when Redis takes writes; 503 `{"status": "unavailable", "redis": reason}` when it is unreachable,
     refuses writes (full under `noeviction`, a read-only replica, loading, ...) or has fewer replicas connected
     than ORDERHOOKS_MIN_REPLICAS, logged once per change."""
-    ctx = request.app.state.ctx
+    ctx = request.app.state.store
     problem = await run_in_threadpool(redis_problem, ctx.redis, ctx.keys.probe)
     if not problem and ctx.settings.min_replicas:
         problem = await run_in_threadpool(replicas_problem, ctx.redis, ctx.settings.min_replicas)

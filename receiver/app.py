@@ -18,8 +18,8 @@ from receiver.groupcommit import GroupWriter
 from receiver.intake import webhook_routes
 from receiver.rejected import RejectedLog
 from storage.connection import connected_replicas, redis_client, redis_client_async
-from workers.context import Context
-from workers.intake import Delivery, store_deliveries_async
+from storage.intake import Delivery, store_deliveries_async
+from storage.store import Store
 
 API = "/api/202412"
 GC_THRESHOLDS = (20_000, 20, 20)  # CPython's defaults are (700, 10, 10)
@@ -48,19 +48,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         raise SystemExit("REDIS_URL: not set (orderhooks dev starts an embedded Redis and sets it)")
     logs.configure(settings.log_format, settings.log_level)
     redis = redis_client(settings, socket_connect_timeout=2, socket_timeout=5)
-    ctx = Context.create(settings, redis=redis, load=False)
+    store = Store.create(settings, redis=redis)
 
     aredis = redis_client_async(settings, socket_connect_timeout=2, socket_timeout=5)
 
     replicas = ReplicaWatch(aredis, settings.min_replicas)
 
-    async def store(deliveries: Sequence[Delivery]) -> list[bool]:
-        return await store_deliveries_async(aredis, ctx.redis, ctx.keys, ctx.queue, deliveries, settings.event_ttl,
-                                            settings.min_replicas, settings.replica_timeout_ms, replicas.connected)
+    async def write(deliveries: Sequence[Delivery]) -> list[bool]:
+        return await store_deliveries_async(aredis, store.redis, store.keys, store.queue, deliveries,
+                                            settings.event_ttl, settings.min_replicas, settings.replica_timeout_ms,
+                                            replicas.connected)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        app.state.writer = GroupWriter(store, settings.intake_batch)
+        app.state.writer = GroupWriter(write, settings.intake_batch)
         watching = asyncio.create_task(replicas.run()) if settings.min_replicas else None
         recorder = asyncio.create_task(app.state.rejected.run())
         # Each delivery allocates a few thousand short-lived objects (its parsed body, the models);
@@ -98,6 +99,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.ctx = ctx
-    app.state.rejected = RejectedLog(redis, ctx.keys, settings)
+    app.state.store = store
+    app.state.rejected = RejectedLog(redis, store.keys, settings)
     return app

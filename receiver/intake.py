@@ -17,9 +17,10 @@ from starlette.responses import JSONResponse
 
 from receiver import metrics
 from receiver.verify import VerificationError, verify
-from workers import notify
-from workers.intake import Delivery, make_delivery
-from workers.keys import GENSTORE
+from storage import notices
+from storage.intake import Delivery, make_delivery
+from storage.keys import GENSTORE
+from storage.status import Status
 
 log = structlog.get_logger("orderhooks.intake")
 
@@ -173,15 +174,17 @@ async def genstore_webhook(request: Request) -> JSONResponse:
         log.info("delivery_duplicate", **context)
         return _answer("duplicate", 200, {"id": event_id, "status": "duplicate"}, topic)
     log.info("delivery_stored", **context, status=delivery.status, reason=delivery.error)
-    if delivery.status == "quarantined":
-        await run_in_threadpool(notify.occurred, state.ctx.redis, state.ctx.keys, settings, "events.quarantined",
+    if delivery.status == Status.QUARANTINED:
+        await run_in_threadpool(notices.occurred, state.store.redis, state.store.keys, settings, "events.quarantined",
                                 shop or None, 1, [{"id": event_id, "topic": topic, "order_id": None,
-                                                   "reason": (delivery.error or "")[:300]}], total="quarantined")
-    if delivery.status == "ignored":
-        return _answer("ignored", 200, {"id": event_id, "status": "ignored"}, topic)
-    if delivery.status == "quarantined":
-        return _answer("quarantined", 202, {"id": event_id, "status": "quarantined", "error": delivery.error}, topic)
-    return _answer("accepted", 202, {"id": event_id, "status": "queued"}, topic)
+                                                   "reason": (delivery.error or "")[:300]}],
+                                total=Status.QUARANTINED)
+    if delivery.status == Status.IGNORED:
+        return _answer("ignored", 200, {"id": event_id, "status": Status.IGNORED}, topic)
+    if delivery.status == Status.QUARANTINED:
+        return _answer("quarantined", 202, {"id": event_id, "status": Status.QUARANTINED, "error": delivery.error},
+                       topic)
+    return _answer("accepted", 202, {"id": event_id, "status": Status.QUEUED}, topic)
 
 
 async def platform_webhook(request: Request, platform) -> JSONResponse:
@@ -223,12 +226,12 @@ async def platform_webhook(request: Request, platform) -> JSONResponse:
         log.info("delivery_duplicate", **context)
         return _answer("duplicate", 200, {"id": delivery.id, "status": "duplicate"}, topic)
     log.info("delivery_stored", **context, status=delivery.status, reason=delivery.error)
-    if delivery.status == "ignored":
-        return _answer("ignored", 200, {"id": delivery.id, "status": "ignored"}, topic)
-    if delivery.status == "quarantined":
-        return _answer("quarantined", 202, {"id": delivery.id, "status": "quarantined", "error": delivery.error},
+    if delivery.status == Status.IGNORED:
+        return _answer("ignored", 200, {"id": delivery.id, "status": Status.IGNORED}, topic)
+    if delivery.status == Status.QUARANTINED:
+        return _answer("quarantined", 202, {"id": delivery.id, "status": Status.QUARANTINED, "error": delivery.error},
                        topic)
-    return _answer("accepted", 202, {"id": delivery.id, "status": "queued"}, topic)
+    return _answer("accepted", 202, {"id": delivery.id, "status": Status.QUEUED}, topic)
 
 
 def webhook_routes(settings) -> list:

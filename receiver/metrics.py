@@ -5,7 +5,7 @@
 - the receiver's counters and histograms (this process's, or every uvicorn
   process's when `PROMETHEUS_MULTIPROC_DIR` is set: prometheus-client then
   keeps them in files in that directory and the scrape adds them up);
-- the workers' counters and histogram, read from Redis (`workers.metrics`);
+- the workers' counters and histogram, read from Redis (`storage.metrics`);
 - gauges computed from Redis at scrape time: events by status, queue
   depth, age of the oldest queued event, scheduled handler retries.
 """
@@ -24,11 +24,11 @@ from starlette.responses import Response
 
 from schemas import TOPICS
 from schemas.bigcommerce import PROCESSED_SCOPES
-from workers.keys import STATUSES
-from workers.metrics import WorkerCounts, metrics_key
-from workers.notify import RESULTS as NOTIFY_RESULTS
-from workers.notify import TYPES as NOTIFY_TYPES
-from workers.shops import list_shops
+from storage.metrics import WorkerCounts, metrics_key
+from storage.notices import RESULTS as NOTIFY_RESULTS
+from storage.notices import TYPES as NOTIFY_TYPES
+from storage.shops import list_shops
+from storage.status import STATUSES, Status
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -67,7 +67,7 @@ class RedisCollector:
             pipe = ctx.redis.pipeline(transaction=False)
             for status in STATUSES:
                 pipe.zcard(keys.events_by_status(status))
-            pipe.zrange(keys.events_by_status("queued"), 0, 0, withscores=True)
+            pipe.zrange(keys.events_by_status(Status.QUEUED), 0, 0, withscores=True)
             pipe.llen(ctx.queue.key)
             pipe.zcard(ctx.queue.scheduled_job_registry.key)
             pipe.hgetall(metrics_key(keys))
@@ -122,10 +122,10 @@ def totals_metrics(worker: WorkerCounts):
     """Events failed and quarantined, notifications by type and result: every series from the first scrape."""
     c = CounterMetricFamily("orderhooks_events_failed", "Events that ended failed (a handler's or a stage's "
                             "retries spent)")
-    c.add_metric([], worker.totals.get("failed", 0))
+    c.add_metric([], worker.totals.get(Status.FAILED, 0))
     yield c
     c = CounterMetricFamily("orderhooks_events_quarantined", "Deliveries and reconciled orders quarantined")
-    c.add_metric([], worker.totals.get("quarantined", 0))
+    c.add_metric([], worker.totals.get(Status.QUARANTINED, 0))
     yield c
     c = CounterMetricFamily("orderhooks_notifications", "Notifications by type and result (sent; retried: an "
                             "attempt failed; dropped: retries spent)", labels=["type", "result"])
@@ -184,5 +184,5 @@ def render(ctx) -> bytes:
 
 
 async def endpoint(request: Request) -> Response:
-    body = await run_in_threadpool(render, request.app.state.ctx)
+    body = await run_in_threadpool(render, request.app.state.store)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

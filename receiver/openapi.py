@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from schemas import Order, Refund
 from schemas.types import Money
-from workers.keys import STATUSES
+from storage.status import STATUSES, HandlerOutcome
 
 __all__ = ["document", "openapi_json"]
 
@@ -170,7 +170,7 @@ _HANDWRITTEN: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["status"],
         "properties": {
-            "status": {"type": "string", "enum": ["pending", "ok", "retrying", "failed"]},
+            "status": {"type": "string", "enum": list(HandlerOutcome)},
             "attempts": _INT,
             "at": _TIME,
             "nextAttemptAt": _TIME,

@@ -26,8 +26,8 @@ from redis import Redis
 from starlette.requests import Request
 
 from orderhooks.config import Settings
-from workers import notify
-from workers.keys import GENSTORE, Keys
+from storage import notices
+from storage.keys import GENSTORE, Keys
 
 log = structlog.get_logger("orderhooks.rejected")
 
@@ -125,7 +125,7 @@ class RejectedLog:
         if unauthorized:
             first = next((json.loads(t) for _, t in batch if '"status":401,' in t), None)
             examples = [{k: first[k] for k in ("client", "shop", "reason")}] if first else []
-            notify.occurred(self.redis, self.keys, self.settings, "deliveries.rejected", None, unauthorized, examples)
+            notices.occurred(self.redis, self.keys, self.settings, "deliveries.rejected", None, unauthorized, examples)
 
     async def close(self) -> None:
         await self.flush()

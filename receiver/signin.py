@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import redis
 
-from workers.keys import Keys
+from storage.keys import Keys
 
 ADDRESS_LIMIT = 5
 ADDRESS_WINDOW = 60.0

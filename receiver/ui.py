@@ -42,11 +42,12 @@ from receiver import (
     signin,
 )
 from schemas import TOPICS, Projection, merge, order_view
-from workers import queries
-from workers.keys import GENSTORE, STATUSES
-from workers.projection import load_projection
-from workers.records import EventRecord, find_events, load_events
-from workers.replay import replay, replay_status
+from storage import queries
+from storage.events import EventRecord, find_events, load_events
+from storage.keys import GENSTORE
+from storage.projection import load_projection
+from storage.replay import replay, replay_status
+from storage.status import STATUSES, HandlerOutcome, Status
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "orderhooks_session"
@@ -54,7 +55,7 @@ SESSION_SECONDS = 12 * 3600
 PAGE_SIZE = 50
 MAX_PAGE = 100
 MAX_FORM = 16 * 1024
-REPLAYABLE = ("failed", "quarantined")
+REPLAYABLE = (Status.FAILED, Status.QUARANTINED)
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -125,7 +126,7 @@ async def _session(request: Request) -> dict | None:
     session = read_session(_token(request), request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
-    ctx = request.app.state.ctx
+    ctx = request.app.state.store
     is_open = await run_in_threadpool(signin.session_is_open, ctx.redis, ctx.keys, session["sid"])
     return session if is_open else None
 
@@ -312,7 +313,7 @@ async def login(request: Request) -> Response:
     next_url = _safe_next(form.get("next"))
     if not expected:
         return render(request, "login.html", {"next": next_url, "error": None, "enabled": False}, 503)
-    ctx = request.app.state.ctx
+    ctx = request.app.state.store
     try:
         # Counted before the token is compared: a refused attempt learns nothing about the token.
         attempt = await run_in_threadpool(signin.begin, ctx.redis, ctx.keys, _address(request))
@@ -349,7 +350,7 @@ def _signed_out(request: Request) -> Response:
 
 @action
 def _logout(request: Request, session: dict, form: dict) -> Response:
-    ctx = request.app.state.ctx
+    ctx = request.app.state.store
     signin.close_session(ctx.redis, ctx.keys, session["sid"])
     return _signed_out(request)
 
@@ -375,7 +376,7 @@ def _status_counts(ctx) -> dict[str, int]:
 
 @page
 def events(request: Request, session: dict) -> Response:
-    ctx = request.app.state.ctx
+    ctx = request.app.state.store
     params = request.query_params
     filters = {
         "topic": (params.get("topic") or "").strip(),
@@ -485,7 +486,7 @@ def projection_around(ctx, record: EventRecord) -> Around | None:
     loaded = load_events(ctx.redis, ctx.keys, [i.decode() for i in ctx.redis.zrange(history, 0, -1)])
     applied = sorted(
         (r for r in loaded
-         if r is not None and r.state in ("processed", "stale") and r.processed_at and r.event),
+         if r is not None and r.state in (Status.PROCESSED, Status.STALE) and r.processed_at and r.event),
         key=lambda r: (r.processed_at, r.received_at, r.id),
     )
     position = next((i for i, r in enumerate(applied) if r.ref == record.ref), None)
@@ -513,12 +514,13 @@ def projection_around(ctx, record: EventRecord) -> Around | None:
 
 def _timeline(record: EventRecord) -> list[dict]:
     """What is known of the event's history, oldest first."""
-    first = record.status if record.status in ("ignored", "quarantined") and not record.processed_at else "queued"
+    first = (record.status if record.status in (Status.IGNORED, Status.QUARANTINED) and not record.processed_at
+             else Status.QUEUED)
     items = [{"at": _when(record.received_at), "sort": record.received_at, "status": first,
               "text": "received, verified and stored"}]
     if record.processed_at:
         items.append({"at": _when(record.processed_at), "sort": record.processed_at,
-                      "status": record.state or "processed",
+                      "status": record.state or Status.PROCESSED,
                       "text": f"applied to the projection ({record.outcome or record.state})"})
     for name, o in record.handlers.items():
         at = o.get("at")
@@ -535,7 +537,8 @@ def _timeline(record: EventRecord) -> list[dict]:
             moment = record.processed_at
             text += " (marked when the event was applied)"
         items.append({"at": _when(moment) if moment else "", "sort": moment or float("inf"),
-                      "status": {"ok": "processed", "failed": "failed"}.get(o.get("status"), "queued"),
+                      "status": {HandlerOutcome.OK: Status.PROCESSED,
+                                 HandlerOutcome.FAILED: Status.FAILED}.get(o.get("status"), Status.QUEUED),
                       "text": text})
     return sorted(items, key=lambda i: i["sort"])
 
@@ -550,8 +553,8 @@ def _body_view(raw: bytes) -> tuple[str, bool]:
 
 
 def _in_flight(record: EventRecord) -> bool:
-    return record.status == "queued" or any(
-        o.get("status") in ("pending", "retrying") for o in record.handlers.values())
+    return record.status == Status.QUEUED or any(
+        o.get("status") in (HandlerOutcome.PENDING, HandlerOutcome.RETRYING) for o in record.handlers.values())
 
 
 NOTICES = {
@@ -568,7 +571,7 @@ def _find(ctx, event_id: str, params) -> list[EventRecord]:
 
 @page
 def event(request: Request, session: dict) -> Response:
-    ctx = request.app.state.ctx
+    ctx = request.app.state.store
     event_id = request.path_params["event_id"]
     found = _find(ctx, event_id, request.query_params)
     if not found:
@@ -583,10 +586,11 @@ def event(request: Request, session: dict) -> Response:
         others = queries.list_events(ctx.redis, ctx.keys, order_id=record.order_id, shop=record.shop, limit=100)
     replayed = request.query_params.get("replayed", "")
     notice = NOTICES.get(replayed)
-    if replayed == "none" and record.status in ("quarantined", "ignored") and record.error:
+    if replayed == "none" and record.status in (Status.QUARANTINED, Status.IGNORED) and record.error:
         notice = f"Still {record.status}: {record.error}"
     handlers = sorted(record.handlers.items())
-    in_flight = sorted((name, o) for name, o in record.handlers.items() if o.get("status") in ("pending", "retrying"))
+    in_flight = sorted((name, o) for name, o in record.handlers.items()
+                       if o.get("status") in (HandlerOutcome.PENDING, HandlerOutcome.RETRYING))
     stages = [("apply", record.attempts if record.state else 0)] + [
         (name, int(o.get("attempts", 0))) for name, o in sorted(record.handlers.items())]
     return render(request, "event.html", {
@@ -611,7 +615,7 @@ def event(request: Request, session: dict) -> Response:
 @page
 def order(request: Request, session: dict) -> Response:
     """`/ui/orders/{shop}/{id}`, or `/ui/order?shop=&id=&platform=` for a shop a path cannot hold."""
-    ctx = request.app.state.ctx
+    ctx = request.app.state.store
     if "order_id" in request.path_params:
         shop, order_id = request.path_params["shop"].lower(), request.path_params["order_id"]
     else:
@@ -629,7 +633,7 @@ def order(request: Request, session: dict) -> Response:
         "o": view,
         "refunds_only": refunds_only,
         "history": history,
-        "poll": any(r.status == "queued" for r in history),
+        "poll": any(r.status == Status.QUEUED for r in history),
     }, session=session)
 
 
@@ -637,9 +641,9 @@ def order(request: Request, session: dict) -> Response:
 
 @page
 def shops_page(request: Request, session: dict) -> Response:
-    from workers.shops import list_shops
+    from storage.shops import list_shops
 
-    ctx = request.app.state.ctx
+    ctx = request.app.state.store
     return render(request, "shops.html", {"shops": list_shops(ctx.redis, ctx.keys)}, session=session)
 
 
@@ -647,7 +651,7 @@ def shops_page(request: Request, session: dict) -> Response:
 def rejected_page(request: Request, session: dict) -> Response:
     from receiver.rejected import read
 
-    ctx = request.app.state.ctx
+    ctx = request.app.state.store
     return render(request, "rejected.html", read(ctx.redis, ctx.keys, None, 200), session=session)
 
 
@@ -655,7 +659,7 @@ def rejected_page(request: Request, session: dict) -> Response:
 
 @action
 def replay_one(request: Request, session: dict, form: dict) -> Response:
-    ctx = request.app.state.ctx
+    ctx = request.app.state.store
     event_id = form.get("id", "")
     found = _find(ctx, event_id, form)
     if len(found) != 1:
@@ -670,9 +674,9 @@ def replay_one(request: Request, session: dict, form: dict) -> Response:
 
 @page
 def confirm_replay_failed(request: Request, session: dict) -> Response:
-    ctx = request.app.state.ctx
-    failed = queries.list_events(ctx.redis, ctx.keys, status="failed", limit=20)
-    count = ctx.redis.zcard(ctx.keys.events_by_status("failed"))
+    ctx = request.app.state.store
+    failed = queries.list_events(ctx.redis, ctx.keys, status=Status.FAILED, limit=20)
+    count = ctx.redis.zcard(ctx.keys.events_by_status(Status.FAILED))
     return render(request, "confirm_replay.html", {"failed": failed, "count": count}, session=session)
 
 
@@ -680,7 +684,7 @@ def confirm_replay_failed(request: Request, session: dict) -> Response:
 def replay_failed(request: Request, session: dict, form: dict) -> Response:
     if form.get("confirm") != "yes":
         return RedirectResponse("/ui/replay-failed", status_code=303)
-    results = replay_status(request.app.state.ctx, "failed")
+    results = replay_status(request.app.state.store, Status.FAILED)
     return render(request, "replayed.html", {"results": results}, session=session)
 
 

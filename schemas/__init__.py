@@ -1,6 +1,6 @@
-"""Genstore order events: normalization into canonical models, and the pure
-projection merge rule.  No I/O; imports nothing from ``receiver`` or
-``workers``."""
+"""Genstore order events: normalization into canonical models, the pure
+projection merge rule, and the triage of a verified delivery.  No I/O; imports
+nothing from ``receiver``, ``storage`` or ``workers``."""
 
 from .merge import MergeResult, Projection, merge, order_view
 from .normalize import NormalizationError, NormalizedEvent, normalize
@@ -15,6 +15,7 @@ from .topics import (
     UnknownTopic,
     topic_rank,
 )
+from .triage import Verdict, triage
 
 __all__ = [
     "NORMALIZED_TOPICS",
@@ -29,10 +30,12 @@ __all__ = [
     "Projection",
     "Refund",
     "UnknownTopic",
+    "Verdict",
     "merge",
     "normalize",
     "order_view",
     "topic_rank",
+    "triage",
 ]
 
 from . import bigcommerce  # noqa: E402,F401 -- declares its scopes' versioning

@@ -5,12 +5,19 @@ Every process connects through `redis_client` / `redis_client_async`. Through Se
 asks the sentinels for the primary's address each time it connects, so a failover is followed by
 itself: connections to the old primary fail (and the request or job fails with them), new ones reach
 the promoted replica.
+
+It also tells an error of Redis as a whole (unreachable, full, a replica, loading) from an error of one
+command (`unavailable_reason`), and whether Redis takes writes now (`redis_problem`).
 """
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Sequence
 
+import redis as redislib
+import structlog
 from redis import Redis, RedisError, ResponseError
 from redis.asyncio import Connection as AsyncConnection
 from redis.asyncio import Redis as AsyncRedis
@@ -164,3 +171,75 @@ def rq_pipeline(redis: Redis):
 
 def make_queue(redis: Redis, settings: Settings) -> Queue:
     return Queue(settings.queue, connection=redis, serializer=JSONSerializer)
+
+
+# Error codes by which Redis refuses a command for reasons of its own, not of the command's: a full Redis
+# (`maxmemory` with `noeviction`), a replica, a Redis loading its data, ... Inside a Lua script the
+# code comes after "Error running script ...: -", so it is looked for there too.
+_REFUSALS = {
+    "OOM": "out of memory (maxmemory reached)",
+    "READONLY": "read-only replica",
+    "LOADING": "loading its data",
+    "MISCONF": "refusing writes (MISCONF: it cannot persist)",
+    "NOREPLICAS": "not enough replicas",
+    "MASTERDOWN": "its master is down",
+    "EXECABORT": "refusing writes",
+    "BUSY": "busy running a script",
+    "UNBLOCKED": "no longer a master",  # a blocking command cut short: the server became a replica
+}
+_REFUSAL = re.compile(r"(?:^|-)(" + "|".join(_REFUSALS) + r")\b")
+
+
+def unavailable_reason(exc: BaseException) -> str | None:
+    """Why Redis as a whole cannot serve us now, when `exc` says so; None for an error of the command itself
+    (a WRONGTYPE, a script's own error), which is the event's problem, not Redis's."""
+    if isinstance(exc, redislib.BusyLoadingError):
+        return "loading its data"
+    if isinstance(exc, redislib.TimeoutError):
+        return "timeout"
+    if isinstance(exc, redislib.ConnectionError):
+        return "unreachable"
+    if isinstance(exc, redislib.RedisError):
+        code = getattr(exc, "status_code", None)  # redis-py takes the code off the message it maps to a class
+        if code in _REFUSALS:
+            return _REFUSALS[code]
+        found = _REFUSAL.search(str(exc))
+        if found:
+            return _REFUSALS[found.group(1)]
+    return None
+
+
+def redis_problem(redis: Redis, probe_key: str) -> str | None:
+    """None when Redis takes a write; else why not ("unreachable", "out of memory (maxmemory reached)", ...).
+
+    One small write (a key that expires by itself) tells what a `PING` cannot: a full Redis under
+    `noeviction`, a replica or a Redis that cannot persist still answers `PING`, but refuses writes.
+    """
+    try:
+        redis.set(probe_key, b"1", px=10_000)
+    except redislib.RedisError as exc:
+        return unavailable_reason(exc) or f"{type(exc).__name__}: {exc}"
+    return None
+
+
+class RedisState:
+    """Logs Redis going away and coming back once each, however often it is tried meanwhile."""
+
+    def __init__(self, log=None) -> None:
+        self.log = log or structlog.get_logger("orderhooks.redis")
+        self.problem: str | None = None
+        self._lock = threading.Lock()
+
+    def failed(self, reason: str, **context) -> None:
+        with self._lock:
+            if reason == self.problem:
+                return
+            self.problem = reason
+        self.log.warning("redis_unavailable", reason=reason, **context)
+
+    def ok(self, **context) -> None:
+        with self._lock:
+            if self.problem is None:
+                return
+            self.problem = None
+        self.log.info("redis_available", **context)

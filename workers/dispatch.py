@@ -8,7 +8,6 @@ it is `failed`, which makes the event `failed` until it is replayed.
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from collections.abc import Iterable
@@ -19,16 +18,17 @@ from typing import Any
 import structlog
 
 from schemas import NormalizedEvent, Order, Projection, Refund
-from workers import notify
-from workers.context import Context, rq_pipeline
+from storage import notices
+from storage.connection import rq_pipeline
+from storage.events import EventRecord, load_event, stage_handler_outcome, status_change
+from storage.intake import RUN_HANDLER_JOB
+from storage.keys import GENSTORE
+from storage.projection import Applied, load_projection
+from storage.status import HandlerOutcome, Status
+from workers.context import Context
 from workers.event import HandlerEvent
 from workers.handlers import Handler
-from workers.keys import STATUSES
-from workers.projection import Applied, load_projection
-from workers.records import HANDLER_FIELD, EventRecord, load_event
-from workers.scripts import SET_HANDLER_OUTCOME
 
-RUN_HANDLER_JOB = "workers.jobs.run_handler"
 log = structlog.get_logger("orderhooks.dispatch")
 
 
@@ -47,7 +47,7 @@ def build_event(record: EventRecord, projection: Projection | None, stale: bool,
         order = Order.model_validate(projection.order) if projection and projection.order else None
     refunds = [Refund.model_validate(r) for r in projection.refunds.values()] if projection else []
     details = {}
-    if record.platform != "genstore":
+    if record.platform != GENSTORE:
         from platforms import get
 
         try:
@@ -99,30 +99,25 @@ def call_handler(handler: Handler, event: HandlerEvent, event_ref: str, attempts
             delay = delays[attempts - 1]
             bound.warning("handler_failed_will_retry", error=error, retry_in=delay)
             return Outcome(event_ref, handler.name, {
-                "status": "retrying", "attempts": attempts, "error": error, "traceback": tb,
+                "status": HandlerOutcome.RETRYING, "attempts": attempts, "error": error, "traceback": tb,
                 "at": _now_iso(),
                 "nextAttemptAt": (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(),
             }, retry_in=delay)
         bound.error("handler_failed", error=error)
         return Outcome(event_ref, handler.name, {
-            "status": "failed", "attempts": attempts, "error": error, "traceback": tb, "at": _now_iso(),
+            "status": HandlerOutcome.FAILED, "attempts": attempts, "error": error, "traceback": tb,
+            "at": _now_iso(),
         })
     bound.info("handler_ok", ms=round((time.perf_counter() - started) * 1000, 2))
-    return Outcome(event_ref, handler.name, {"status": "ok", "attempts": attempts, "at": _now_iso()})
+    return Outcome(event_ref, handler.name, {"status": HandlerOutcome.OK, "attempts": attempts, "at": _now_iso()})
 
 
 def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterable[str] = ()) -> None:
     """One round trip: every outcome, retry jobs for those that will retry, dispatch bookkeeping."""
-    keys = ctx.keys
-    statuses = " ".join(STATUSES)
-    status_keys = keys.status_keys()
     pipe = rq_pipeline(ctx.redis)
     evals: list[tuple[int, Outcome]] = []
     for o in outcomes:
-        evals.append((len(pipe.command_stack), o))
-        # EVAL: a registered script would cost the pipeline a SCRIPT EXISTS round trip
-        pipe.eval(SET_HANDLER_OUTCOME, 1 + len(status_keys), keys.event(o.event_ref), *status_keys,
-                  HANDLER_FIELD + o.handler, json.dumps(o.data), statuses, o.event_ref)
+        evals.append((stage_handler_outcome(pipe, ctx.keys, o.event_ref, o.handler, o.data), o))
         if o.retry_in is not None:
             ctx.queue.enqueue_in(
                 timedelta(seconds=o.retry_in), RUN_HANDLER_JOB, o.event_ref, o.handler,
@@ -130,7 +125,7 @@ def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterabl
                 description=f"retry {o.handler} for {o.event_ref}",
             )
     for ref in finished:
-        pipe.zrem(keys.dispatching, ref)
+        pipe.zrem(ctx.keys.dispatching, ref)
     results = pipe.execute()
     _count_failed(ctx, [(o, results[i]) for i, o in evals])
 
@@ -138,16 +133,15 @@ def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterabl
 def _count_failed(ctx: Context, results: list[tuple[Outcome, Any]]) -> None:
     """Events that have just turned `failed` (a handler's retries spent): counted, and notified per shop."""
     by_shop: dict[str, list[dict]] = {}
-    for o, result in results:
-        if not isinstance(result, list) or len(result) < 6:
-            continue
-        new, current, event_id, shop, topic, order_id = (v.decode("utf-8", "replace") for v in result[:6])
-        if new == "failed" and current != "failed":
-            by_shop.setdefault(shop, []).append({"id": event_id, "topic": topic, "order_id": order_id or None,
-                                                 "reason": f"{o.handler}: {o.data.get('error', '')}"[:300]})
+    for o, reply in results:
+        change = status_change(reply)
+        if change is not None and change.status == Status.FAILED and change.previous != Status.FAILED:
+            by_shop.setdefault(change.shop, []).append({
+                "id": change.id, "topic": change.topic, "order_id": change.order_id,
+                "reason": f"{o.handler}: {o.data.get('error', '')}"[:300]})
     for shop, examples in by_shop.items():
-        notify.occurred(ctx.redis, ctx.keys, ctx.settings, "event.failed", shop or None, len(examples), examples,
-                        total="failed")
+        notices.occurred(ctx.redis, ctx.keys, ctx.settings, "event.failed", shop or None, len(examples), examples,
+                         total=Status.FAILED)
 
 
 def _typed_order(a: Applied, cache: dict[int, Order]) -> Order | None:
@@ -183,7 +177,7 @@ def _current_event(ctx: Context, record: EventRecord, attempt: int) -> HandlerEv
         load_projection(ctx.redis, ctx.keys, record.platform, record.shop, record.order_id)
         if record.order_id else None
     )
-    return build_event(record, projection, record.state == "stale", attempt,
+    return build_event(record, projection, record.state == Status.STALE, attempt,
                        api=ctx.api_for(record.shop, record.platform))
 
 
@@ -195,11 +189,11 @@ def run_handler(ctx: Context, ref: str, name: str) -> Outcome | None:
         log.warning("retry_event_gone", event_ref=ref, handler=name)
         return None
     previous = record.handlers.get(name, {})
-    if previous.get("status") == "ok":
+    if previous.get("status") == HandlerOutcome.OK:
         return None
     if handler is None:
         outcome = Outcome(ref, name, {
-            "status": "failed", "attempts": previous.get("attempts", 0),
+            "status": HandlerOutcome.FAILED, "attempts": previous.get("attempts", 0),
             "error": f"handler {name} is not registered in this worker", "at": _now_iso(),
         })
     else:
@@ -217,12 +211,12 @@ def run_handler(ctx: Context, ref: str, name: str) -> Outcome | None:
 def resume_pending(ctx: Context, ref: str) -> list[Outcome]:
     """After a crash: run the handlers of an applied event that have no recorded outcome."""
     record = load_event(ctx.redis, ctx.keys, ref)
-    if record is None or record.status not in ("processed", "stale", "failed"):
+    if record is None or record.status not in (Status.PROCESSED, Status.STALE, Status.FAILED):
         ctx.redis.zrem(ctx.keys.dispatching, ref)
         return []
     event = _current_event(ctx, record, 1)
     if record.handlers:
-        names = [name for name, data in record.handlers.items() if data.get("status") == "pending"]
+        names = [name for name, data in record.handlers.items() if data.get("status") == HandlerOutcome.PENDING]
     else:  # applied by a process without the handler registry (`orderhooks reconcile`): this worker's handlers
         names = [h.name for h in ctx.registry.matching(record.topic)]
     outcomes = []

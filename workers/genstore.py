@@ -36,7 +36,7 @@ from redis import Redis
 from orderhooks.config import Settings
 from schemas import NormalizationError, Order, normalize
 from schemas.topics import ORDERS_UPDATE
-from workers.keys import Keys
+from storage.keys import Keys
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -487,7 +487,7 @@ def client_for(redis: Redis, keys: Keys, settings: Settings, shop: str, **option
     """The Orders API client of a registered Genstore shop, or None when the shop has no token registered
     (or is not a Genstore shop). Raises ConfigError without `ORDERHOOKS_SECRET_KEY` and
     `shops.TokenUnreadable` when that key cannot decrypt the token."""
-    from workers import shops
+    from storage import shops
 
     registered = shops.get_shop(redis, keys, shop)
     if registered is None or registered.platform != shops.GENSTORE:

@@ -12,21 +12,21 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from platforms import HydrateFailure, get
-from workers.keys import GENSTORE, STATUSES
-from workers.records import EventRecord, load_events
-from workers.scripts import SET_STATUS
+from storage.events import EventRecord, load_events, stage_status
+from storage.keys import GENSTORE
+from storage.status import Status
 
 
 def hydrate_events(ctx, refs: Sequence[str]) -> tuple[list[str], dict[str, HydrateFailure]]:
     """Hydrate the events among `refs` that need it; return the refs ready to apply (in their order) and the
     failures by ref. Events whose platform has nothing to apply for them (`None`) are made `processed` here."""
-    # A ref starts with its platform (`workers.keys.event_ref`): Genstore's events are not even read here.
+    # A ref starts with its platform (`storage.keys.event_ref`): Genstore's events are not even read here.
     others = [r for r in refs if r.partition(":")[0] != GENSTORE]
     if not others:
         return list(refs), {}
     groups: dict[str, list[EventRecord]] = defaultdict(list)
     for rec in _load(ctx, others):
-        if rec.status == "queued" and rec.platform != GENSTORE:
+        if rec.status == Status.QUEUED and rec.platform != GENSTORE:
             groups[rec.platform].append(rec)
     failed: dict[str, HydrateFailure] = {}
     done: set[str] = set()
@@ -43,9 +43,8 @@ def hydrate_events(ctx, refs: Sequence[str]) -> tuple[list[str], dict[str, Hydra
                 failed[ref] = result
             elif result is None:
                 done.add(ref)
-                pipe.eval(SET_STATUS, 1 + len(ctx.keys.status_keys()), ctx.keys.event(ref),
-                          *ctx.keys.status_keys(), "processed", " ".join(STATUSES), ref, "state", "processed",
-                          "outcome", "not_found", "error", "", "processed_at", repr(time.time()))
+                stage_status(pipe, ctx.keys, ref, Status.PROCESSED, "state", Status.PROCESSED,
+                             "outcome", "not_found", "error", "", "processed_at", repr(time.time()))
             else:
                 pipe.hset(ctx.keys.event(ref), "hydrated", result)
     pipe.execute()

@@ -8,15 +8,16 @@ from datetime import timedelta
 import structlog
 from rq import get_current_job
 
-from workers import metrics, notify
+from storage import metrics, notices
+from storage.events import load_events
+from storage.intake import CLAIM_EVENTS, PROCESS_JOB, PROCESS_JOB_ID_PREFIX, claim_waiting
+from storage.projection import apply_events, record_apply_failures
+from storage.status import HandlerOutcome, Status
 from workers.context import get_context
 from workers.dispatch import dispatch_applied
 from workers.dispatch import resume_pending as _resume_pending
 from workers.dispatch import run_handler as _run_handler
 from workers.hydrate import hydrate_events
-from workers.intake import CLAIM_EVENTS, PROCESS_JOB, PROCESS_JOB_ID_PREFIX, claim_waiting
-from workers.projection import apply_events, record_apply_failures
-from workers.records import load_events
 
 log = structlog.get_logger("orderhooks.worker")
 BATCH_EVENTS = 64  # events applied, then their handlers run, together
@@ -32,7 +33,7 @@ def process_events(ids: list[str]) -> dict:
     An event the apply step fails on fails alone: its error and attempt are recorded and it is
     retried on its own after the next of the retry delays (`ORDERHOOKS_RETRY_DELAYS`), staying
     `queued`; once they are spent it is `failed`. Its batch-mates are applied as usual. Only
-    Redis refusing service as a whole (`projection.Unavailable`) fails the job.
+    Redis refusing service as a whole (`storage.projection.Unavailable`) fails the job.
     """
     ctx = get_context()
     if get_current_job() is not None:
@@ -56,7 +57,7 @@ def process_events(ids: list[str]) -> dict:
         totals["applied"] += len(applied)
         totals["skipped"] += len(batch) - len(applied) - len(failed)
         totals["failed"] += len(failed) + len(hydrate_failed)
-        totals["handlers_failed"] += sum(1 for o in outcomes if o.data["status"] != "ok")
+        totals["handlers_failed"] += sum(1 for o in outcomes if o.data["status"] != HandlerOutcome.OK)
     return totals
 
 
@@ -90,8 +91,8 @@ def _notify_failed(ctx, refs: list[str], errors: dict[str, str], stage: str = "a
             "id": record.id if record else ref, "topic": record.topic if record else None,
             "order_id": record.order_id if record else None, "reason": f"{stage}: {errors[ref]}"[:300]})
     for shop, examples in by_shop.items():
-        notify.occurred(ctx.redis, ctx.keys, ctx.settings, "event.failed", shop or None, len(examples), examples,
-                        total="failed")
+        notices.occurred(ctx.redis, ctx.keys, ctx.settings, "event.failed", shop or None, len(examples), examples,
+                         total=Status.FAILED)
 
 
 def run_handler(ref: str, handler: str) -> str | None:

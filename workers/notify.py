@@ -1,13 +1,12 @@
 """Notifications: one readable line per problem, grouped, posted to chat webhooks or any HTTP receiver.
 
-Whoever sees a problem (a worker, a receiver, a reconcile run) counts it with `occurred` into a group
-in Redis, one per (type, shop). A group is due at once when no notification of its type and shop was
-made within `ORDERHOOKS_NOTIFY_INTERVAL`, else when that interval has passed. A worker's sender
-thread drains due groups (`drain`): one Lua script moves a group's count and examples into the
-outbox, one entry per URL, so each occurrence is counted in exactly one notification however many
-workers run. Outbox entries are claimed with a lease, posted with a 5 s timeout and retried with
-backoff (5 s, doubling up to a minute) for 10 minutes, then dropped with a log line; a retry repeats
-the body and `webhook-id`. Posting happens on its own thread: it never delays processing.
+Whoever sees a problem counts it with `storage.notices.occurred` into a group in Redis, one per
+(type, shop). A worker's sender thread drains due groups (`drain`): one Lua script moves a group's
+count and examples into the outbox, one entry per URL, so each occurrence is counted in exactly one
+notification however many workers run. Outbox entries are claimed with a lease, posted with a 5 s
+timeout and retried with backoff (5 s, doubling up to a minute) for 10 minutes, then dropped with a
+log line; a retry repeats the body and `webhook-id`. Posting happens on its own thread: it never
+delays processing.
 
 `redis.unavailable` needs no Redis: a sender that cannot reach Redis for 30 s sends it from memory.
 """
@@ -19,7 +18,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -31,15 +29,12 @@ from redis import Redis
 from standardwebhooks import Webhook
 
 from orderhooks.config import Settings
-from workers import metrics
-from workers.keys import Keys, part
+from storage import metrics
+from storage.keys import Keys
+from storage.notices import MAX_EXAMPLES
 
 log = structlog.get_logger("orderhooks.notify")
 
-TYPES = ("event.failed", "events.quarantined", "deliveries.rejected", "reconcile.healed", "reconcile.failed",
-         "redis.unavailable", "test")
-RESULTS = ("sent", "retried", "dropped")
-MAX_EXAMPLES = 5
 TIMEOUT = 5.0
 RETRY_FOR = 600.0
 FIRST_RETRY = 5.0
@@ -48,24 +43,6 @@ LEASE = 30.0  # seconds a claimed outbox entry is left to its sender before anot
 CLAIM_BATCH = 4  # entries claimed at once: posted within the lease even when each one times out
 REDIS_DOWN_AFTER = 30.0
 BATCH = 50
-
-# KEYS: group, examples, due zset, sent, metrics. ARGV: type, shop, now, interval, n, member, metrics field,
-# max examples, then examples (JSON each).
-RECORD = """
-redis.call('HINCRBY', KEYS[1], 'count', ARGV[5])
-redis.call('HSETNX', KEYS[1], 'first_at', ARGV[3])
-redis.call('HSET', KEYS[1], 'last_at', ARGV[3], 'type', ARGV[1], 'shop', ARGV[2])
-for i = 9, #ARGV do
-  if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[8]) then break end
-  redis.call('RPUSH', KEYS[2], ARGV[i])
-end
-local due = tonumber(ARGV[3])
-local last = tonumber(redis.call('GET', KEYS[4]) or '')
-if last and last + tonumber(ARGV[4]) > due then due = last + tonumber(ARGV[4]) end
-redis.call('ZADD', KEYS[3], 'NX', due, ARGV[6])
-if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[5], ARGV[7], ARGV[5]) end
-return 1
-"""
 
 # Move one due group into the outbox: one entry per URL, all in one step, so its count goes out once.
 # KEYS: due zset, group, examples, sent, outbox, outbox due. ARGV: member, now, interval, id, then URL hashes.
@@ -98,10 +75,6 @@ return due
 """
 
 
-def group_member(type_: str, shop: str | None) -> str:
-    return f"{type_}:{part(shop or '')}"
-
-
 def url_id(url: str) -> str:
     """A URL's name in Redis (an incoming webhook's URL is a secret: only its hash is stored)."""
     return hashlib.sha256(url.encode()).hexdigest()[:16]
@@ -109,27 +82,6 @@ def url_id(url: str) -> str:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
-
-
-def occurred(redis: Redis, keys: Keys, settings: Settings, type_: str, shop: str | None, n: int = 1,
-             examples: Sequence[dict] = (), total: str | None = None, now: float | None = None) -> None:
-    """Count `n` occurrences of a problem (and the system-wide `total` counter, if named). Never raises."""
-    if n <= 0:
-        return
-    field = metrics.total_field(total) if total else ""
-    if not settings.notify_urls:
-        if field:
-            metrics.count(redis, keys, {field: n})
-        return
-    member = group_member(type_, shop)
-    now = time.time() if now is None else now
-    try:
-        redis.eval(RECORD, 5, keys.notify_group(member), keys.notify_examples(member), keys.notify_due,
-                   keys.notify_sent(member), keys.metrics, type_, shop or "", repr(now),
-                   settings.notify_interval, n, member, field, MAX_EXAMPLES,
-                   *[json.dumps(e, sort_keys=True) for e in examples[:MAX_EXAMPLES]])
-    except redislib.RedisError as exc:
-        log.warning("notification_not_recorded", type=type_, shop=shop, error=type(exc).__name__)
 
 
 # --- what a notification says --------------------------------------------------------------------------

@@ -34,13 +34,14 @@ import structlog
 
 from orderhooks.config import ConfigError
 from schemas import ORDERS_RECONCILE, NormalizedEvent, Projection, merge
-from workers import metrics, notify
-from workers.context import Context
+from storage import metrics, notices
+from storage.intake import Delivery, store_deliveries
+from storage.keys import GENSTORE
+from storage.projection import apply_events
+from storage.shops import TokenUnreadable, get_shop, record_run
+from storage.status import Status
+from storage.store import Store
 from workers.genstore import MAX_LIMIT, GenstoreAuthError, GenstoreError, ListedOrder, OrderPage, client_for
-from workers.intake import Delivery, store_deliveries
-from workers.keys import GENSTORE
-from workers.projection import apply_events
-from workers.shops import TokenUnreadable, get_shop, record_run
 
 RESUME_JOB = "workers.jobs.resume_pending"  # takes one ref or a list of refs
 RECONCILE_JOB = "workers.jobs.reconcile_shop"
@@ -98,7 +99,7 @@ def event_id(order_id: str, listed: ListedOrder) -> str:
 _MICRO = datetime.resolution  # one microsecond
 
 
-def _since(ctx: Context, shop: str, since: datetime | None, full: bool, last_success: float | None) -> datetime | None:
+def _since(ctx: Store, shop: str, since: datetime | None, full: bool, last_success: float | None) -> datetime | None:
     """`updatedAtMin` for this run: `--since`; nothing for `--full` or a shop's first run; else the last
     successful run's start less the overlap."""
     if since is not None:
@@ -115,7 +116,7 @@ class _Lock:
     RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
     REFRESH = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0"
 
-    def __init__(self, ctx: Context, shop: str) -> None:
+    def __init__(self, ctx: Store, shop: str) -> None:
         self.redis, self.key, self.value = ctx.redis, ctx.keys.reconcile_lock(shop), secrets.token_hex(8)
         self.ttl = int(min(30, max(3, ctx.settings.recover_after / 2)))
         self._stop = threading.Event()
@@ -142,7 +143,7 @@ class _Lock:
         self.redis.eval(self.RELEASE, 1, self.key, self.value)
 
 
-def _local(ctx: Context, shop: str, order_ids: list[str]) -> dict[str, Projection | None]:
+def _local(ctx: Store, shop: str, order_ids: list[str]) -> dict[str, Projection | None]:
     """The stored projections of these orders, in one round trip."""
     import json
 
@@ -151,7 +152,7 @@ def _local(ctx: Context, shop: str, order_ids: list[str]) -> dict[str, Projectio
             for oid, raw in zip(order_ids, raws, strict=True)}
 
 
-def apply_page(ctx: Context, shop: str, page: OrderPage, summary: Summary, seen: set[str]) -> None:
+def apply_page(ctx: Store, shop: str, page: OrderPage, summary: Summary, seen: set[str]) -> None:
     """Count, store and apply one page's orders (see the module's docstring)."""
     fresh = []
     for listed in page.orders:
@@ -171,7 +172,7 @@ def apply_page(ctx: Context, shop: str, page: OrderPage, summary: Summary, seen:
         eid = event_id(order_id, listed)
         if not listed.ok:
             deliveries.append(Delivery(id=eid, topic=ORDERS_RECONCILE, shop=shop, raw=listed.body.encode(),
-                                       received_at=now, source=SOURCE, status="quarantined",
+                                       received_at=now, source=SOURCE, status=Status.QUARANTINED,
                                        order_id=listed.order_id, error=listed.error))
             summary.quarantined += 1
             continue
@@ -181,7 +182,7 @@ def apply_page(ctx: Context, shop: str, page: OrderPage, summary: Summary, seen:
             summary.unchanged += 1
             continue
         d = Delivery(id=eid, topic=ORDERS_RECONCILE, shop=shop, raw=listed.body.encode(), received_at=now,
-                     source=SOURCE, status="queued", order_id=order_id)
+                     source=SOURCE, status=Status.QUEUED, order_id=order_id)
         deliveries.append(d)
         kinds[d.ref] = "healed" if current is None else "updated"
         events[d.ref] = event
@@ -190,14 +191,14 @@ def apply_page(ctx: Context, shop: str, page: OrderPage, summary: Summary, seen:
     # Stored with their processing job, as a receiver stores a delivery: if this run dies now, a worker
     # applies them. Applied here too, so that when the run ends what it counted is in the projection.
     stored = store_deliveries(ctx.redis, ctx.keys, ctx.queue, deliveries, ctx.settings.event_ttl)
-    refs = [d.ref for d, new in zip(deliveries, stored, strict=True) if new and d.status == "queued"]
+    refs = [d.ref for d, new in zip(deliveries, stored, strict=True) if new and d.status == Status.QUEUED]
     failed: dict[str, str] = {}
     applied = apply_events(ctx.redis, ctx.keys, refs, lambda topic: [], failed, events)
     pipe = ctx.redis.pipeline(transaction=False)
     for ref in kinds:
         pipe.hmget(ctx.keys.event(ref), "state", "outcome")
     for (ref, kind), (state, outcome) in zip(kinds.items(), pipe.execute(), strict=True):
-        if state == b"processed" and outcome == b"applied":  # by this run, or by a worker that was quicker
+        if state == Status.PROCESSED.encode() and outcome == b"applied":  # by this run, or by a worker that was quicker
             setattr(summary, kind, getattr(summary, kind) + 1)
         elif ref in failed:
             summary.errors += 1
@@ -209,11 +210,11 @@ def apply_page(ctx: Context, shop: str, page: OrderPage, summary: Summary, seen:
         ctx.queue.enqueue_call(RESUME_JOB, args=([a.record.ref for a in applied],), result_ttl=300,
                                failure_ttl=7 * 24 * 3600, timeout=3600,
                                description=f"handlers for {len(applied)} reconciled orders of {shop}")
-        metrics.record(ctx.redis, ctx.keys, events=[(a.record.topic, "stale" if a.stale else "processed")
+        metrics.record(ctx.redis, ctx.keys, events=[(a.record.topic, Status.STALE if a.stale else Status.PROCESSED)
                                                      for a in applied])
 
 
-def reconcile_shop(ctx: Context, shop: str, *, since: datetime | None = None, full: bool = False,
+def reconcile_shop(ctx: Store, shop: str, *, since: datetime | None = None, full: bool = False,
                    progress: Callable[[Summary, int | None], None] | None = None, client=None) -> Summary:
     """One run for `shop`; ReconcileRefused when it cannot start. The summary says how it ended."""
     shop = shop.strip().lower()
@@ -262,22 +263,22 @@ def reconcile_shop(ctx: Context, shop: str, *, since: datetime | None = None, fu
         lock.release()
 
 
-def _notify(ctx: Context, shop: str, summary: Summary) -> None:
+def _notify(ctx: Store, shop: str, summary: Summary) -> None:
     """What a run found that someone should hear about: orders healed or updated (webhooks are being
     missed), orders quarantined, the run failing."""
     if summary.healed + summary.updated:
-        notify.occurred(ctx.redis, ctx.keys, ctx.settings, "reconcile.healed", shop, summary.healed + summary.updated,
-                        [{"healed": summary.healed, "updated": summary.updated}])
+        notices.occurred(ctx.redis, ctx.keys, ctx.settings, "reconcile.healed", shop,
+                         summary.healed + summary.updated, [{"healed": summary.healed, "updated": summary.updated}])
     if summary.quarantined:
-        notify.occurred(ctx.redis, ctx.keys, ctx.settings, "events.quarantined", shop, summary.quarantined,
-                        [{"topic": ORDERS_RECONCILE, "reason": "reconciled orders that do not normalize"}],
-                        total="quarantined")
+        notices.occurred(ctx.redis, ctx.keys, ctx.settings, "events.quarantined", shop, summary.quarantined,
+                         [{"topic": ORDERS_RECONCILE, "reason": "reconciled orders that do not normalize"}],
+                         total=Status.QUARANTINED)
     if summary.failed:
-        notify.occurred(ctx.redis, ctx.keys, ctx.settings, "reconcile.failed", shop, 1,
-                        [{"reason": summary.failed[:300]}])
+        notices.occurred(ctx.redis, ctx.keys, ctx.settings, "reconcile.failed", shop, 1,
+                         [{"reason": summary.failed[:300]}])
 
 
-def schedule_due(ctx: Context, now: float | None = None) -> list[str]:
+def schedule_due(ctx: Store, now: float | None = None) -> list[str]:
     """Enqueue a run for every registered Genstore shop whose interval has passed; return those shops.
 
     Called by every worker's background loop: the `reconcile_due` key (SET NX, expiring after the
@@ -287,7 +288,7 @@ def schedule_due(ctx: Context, now: float | None = None) -> list[str]:
     every = ctx.settings.reconcile_every
     if every <= 0:
         return []
-    from workers.shops import list_shops
+    from storage.shops import list_shops
 
     now = time.time() if now is None else now
     due = []

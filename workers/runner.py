@@ -35,9 +35,11 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
+from storage.connection import RedisState, redis_problem, rq_pipeline, unavailable_reason
+from storage.intake import enqueue_processing
+from storage.status import Status
 from workers import notify
-from workers.context import Context, RedisState, redis_problem, rq_pipeline, set_context, unavailable_reason
-from workers.intake import enqueue_processing
+from workers.context import Context, set_context
 from workers.reconcile import schedule_due
 
 RESUME_JOB = "workers.jobs.resume_pending"
@@ -93,7 +95,7 @@ def sweep(ctx: Context, now: float | None = None) -> dict:
         abandoned = len(requeue_abandoned(ctx))
         requeued = 0
         if ctx.queue.count == 0:
-            stuck = [i.decode() for i in r.zrangebyscore(keys.events_by_status("queued"), "-inf", cutoff)]
+            stuck = [i.decode() for i in r.zrangebyscore(keys.events_by_status(Status.QUEUED), "-inf", cutoff)]
             stuck = _not_waiting_for_retry(ctx, stuck, cutoff)
             for start in range(0, len(stuck), SWEEP_BATCH):
                 enqueue_processing(ctx.queue, stuck[start : start + SWEEP_BATCH])

@@ -21,10 +21,11 @@ from typing import Any
 
 from schemas import Projection, merge, normalize
 from schemas.samples import example_for_topic
+from storage.events import EventRecord
+from storage.status import Status
 from workers.dispatch import build_event
 from workers.event import HandlerEvent
 from workers.handlers import Registry, import_modules, registry
-from workers.records import EventRecord
 
 
 def make_event(
@@ -54,9 +55,9 @@ def make_event(
     normalized = normalize(topic, raw)
     result = merge(previous, topic, event_id, normalized)
     record = EventRecord(
-        id=event_id, topic=topic, shop=shop, status="processed", received_at=time.time(), raw=raw,
+        id=event_id, topic=topic, shop=shop, status=Status.PROCESSED, received_at=time.time(), raw=raw,
         order_id=normalized.order_id, source=source,
-        state="stale" if result.outcome == "stale" else "processed",
+        state=Status.STALE if result.outcome == "stale" else Status.PROCESSED,
     )
     return build_event(record, result.projection, result.outcome == "stale", api=api)
 

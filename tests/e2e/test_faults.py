@@ -25,12 +25,12 @@ from rq.registry import StartedJobRegistry
 from orderhooks.config import Settings
 from orderhooks.embedded import EmbeddedRedis
 from schemas.samples import example_for_topic
+from storage.connection import make_queue
 from tests.conftest import SECRET
 from tests.support.payloads import order_body
 from tests.support.proxy import Forwarder
 from tests.support.signing import signed_headers
 from tests.support.stack import DB, ROOT, Stack, base_env, start_web, start_worker, stop, wait_for
-from workers.context import make_queue
 
 pytestmark = pytest.mark.e2e
 

@@ -15,10 +15,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from storage.keys import GENSTORE, Keys, part
 from tests.conftest import TOKEN
 from tests.support.payloads import order_body as with_order
 from tests.support.stack import wait_for
-from workers.keys import GENSTORE, Keys, part
 
 API = "/api/202412"
 

@@ -24,9 +24,9 @@ from orderhooks.config import secret_bytes
 from orderhooks.embedded import EmbeddedRedis
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
+from storage.keys import Keys
 from tests.conftest import SECRET, TOKEN
 from tests.support.stack import DB, ROOT, base_env, db_url, start_web, stop, wait_for
-from workers.keys import Keys
 
 NOTIFY_SECRET = "whsec_" + base64.b64encode(b"n" * 32).decode()
 

@@ -20,12 +20,12 @@ from orderhooks.config import Settings, secret_bytes
 from orderhooks.embedded import EmbeddedRedis, free_port
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
+from storage.intake import make_delivery, store_deliveries
+from storage.keys import GENSTORE, Keys, event_ref
 from tests.conftest import SECRET
 from tests.e2e.test_faults import fault_env
 from tests.support.stack import ROOT, start_web, stop, wait_for
 from workers.context import Context
-from workers.intake import make_delivery, store_deliveries
-from workers.keys import GENSTORE, Keys, event_ref
 
 SHOP = "recovery.genmystore.com"
 

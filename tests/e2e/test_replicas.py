@@ -10,9 +10,9 @@ import uuid
 import httpx
 import pytest
 
+from storage.keys import GENSTORE, Keys, event_ref
 from tests.sentinel_cluster import Server
 from tests.support.stack import Stack, base_env, start_web, stop
-from workers.keys import GENSTORE, Keys, event_ref
 
 pytestmark = pytest.mark.e2e
 KEYS = Keys()

@@ -25,10 +25,10 @@ import redis as redislib
 from orderhooks.config import secret_bytes
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
+from storage.keys import GENSTORE, Keys, event_ref
 from tests.conftest import SECRET
 from tests.sentinel_cluster import SentinelCluster
 from tests.support.stack import DB, ROOT, base_env, db_url, start_web, stop, wait_for
-from workers.keys import GENSTORE, Keys, event_ref
 
 pytestmark = pytest.mark.e2e
 

@@ -14,9 +14,9 @@ from cryptography.fernet import Fernet
 
 from orderhooks.config import Settings
 from orderhooks.embedded import free_port
+from storage import shops
+from storage.keys import Keys
 from tests.support.stack import DB, ROOT, db_url, wait_for
-from workers import shops
-from workers.keys import Keys
 
 TOKEN = "shpat_cli0123456789secret"
 KEY = Fernet.generate_key().decode()

@@ -13,14 +13,14 @@ from cryptography.fernet import Fernet
 
 from orderhooks.config import Settings
 from platforms import bigcommerce as platform
+from storage.events import load_event
+from storage.intake import store_deliveries
+from storage.queries import OrderFilter, get_order, list_orders
+from storage.replay import replay
+from storage.shops import add_shop
 from tests.fake_bigcommerce import SHOP, FakeBigCommerce
 from workers import jobs
 from workers.handlers import on
-from workers.intake import store_deliveries
-from workers.queries import OrderFilter, get_order, list_orders
-from workers.records import load_event
-from workers.replay import replay
-from workers.shops import add_shop
 
 HEADER = ("x-orderhooks-key", "hook-key-1234567890")
 

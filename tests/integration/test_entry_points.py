@@ -14,12 +14,12 @@ from dataclasses import replace
 
 import pytest
 
+from storage.events import load_event
 from tests.support.payloads import order_body
 from tests.support.stack import ROOT
 from tests.support.store import ref, store
 from workers.context import Context, set_context
 from workers.handlers import registry
-from workers.records import load_event
 
 PLUGIN = "orderhooks_plugin_under_test"
 

@@ -15,13 +15,13 @@ from dataclasses import replace
 from rq.registry import ScheduledJobRegistry
 
 from schemas.samples import example_for_topic
+from storage.events import load_event
+from storage.intake import PROCESS_JOB, make_delivery, store_deliveries
+from storage.keys import GENSTORE, event_ref
+from storage.queries import get_order
+from storage.replay import replay
 from workers import jobs
 from workers.handlers import on
-from workers.intake import PROCESS_JOB, make_delivery, store_deliveries
-from workers.keys import GENSTORE, event_ref
-from workers.queries import get_order
-from workers.records import load_event
-from workers.replay import replay
 from workers.runner import sweep
 
 SHOP = "acme.genmystore.com"

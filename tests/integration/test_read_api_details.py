@@ -14,10 +14,10 @@ with warnings.catch_warnings():  # starlette suggests another httpx package; the
 
 from orderhooks.embedded import free_port
 from receiver.app import create_app
+from storage.intake import make_delivery, store_deliveries
 from tests.conftest import TOKEN
 from tests.support.payloads import order_body
 from tests.support.store import store
-from workers.intake import make_delivery, store_deliveries
 
 SHOP = "details.genmystore.com"
 

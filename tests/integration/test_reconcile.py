@@ -11,16 +11,16 @@ import pytest
 from cryptography.fernet import Fernet
 
 from schemas.samples import example_for_topic
+from storage.events import load_event
+from storage.intake import make_delivery, store_deliveries
+from storage.keys import GENSTORE, event_ref
+from storage.queries import get_order, list_events
+from storage.shops import add_shop, get_shop
 from tests.fake_genstore import FakeGenstore
 from workers import jobs
 from workers.genstore import GenstoreClient, Retry
 from workers.handlers import on
-from workers.intake import make_delivery, store_deliveries
-from workers.keys import GENSTORE, event_ref
-from workers.queries import get_order, list_events
 from workers.reconcile import ReconcileRefused, reconcile_shop, schedule_due
-from workers.records import load_event
-from workers.shops import add_shop, get_shop
 
 SHOP = "acme.genmystore.com"
 
@@ -164,7 +164,7 @@ def test_a_reconcile_event_quarantined_then_fixed_is_replayable(rctx, api):
     api.add_raw_order("8001", '{"orderId": "8001", "updatedAt": "2024-05-01T10:00:00Z", "totalPrice": "abc"}')
     reconcile_shop(rctx, SHOP, client=quick_client(api))
     [bad] = list_events(rctx.redis, rctx.keys, order_id="8001", shop=SHOP)
-    from workers.replay import replay
+    from storage.replay import replay
 
     result = replay(rctx, bad.ref)
     assert result.status == "quarantined" and "totalPrice" in result.detail, "still unprocessable: says why"

@@ -10,6 +10,11 @@ from rq.registry import ScheduledJobRegistry
 
 from orderhooks.config import Settings
 from receiver.metrics import render
+from storage.events import load_event
+from storage.intake import Delivery, store_deliveries
+from storage.keys import GENSTORE
+from storage.queries import get_order
+from storage.replay import replay, replay_status
 from tests.conftest import SECRET
 from tests.support.metrics import parse, value
 from tests.support.payloads import SHOP, order_body
@@ -18,11 +23,6 @@ from workers import jobs
 from workers.context import Context, set_context
 from workers.dispatch import run_handler
 from workers.handlers import on, registry
-from workers.intake import Delivery, store_deliveries
-from workers.keys import GENSTORE
-from workers.queries import get_order
-from workers.records import load_event
-from workers.replay import replay, replay_status
 
 
 def put(ctx, event_id: str, topic: str, raw: bytes, status: str, error: str | None = None) -> None:

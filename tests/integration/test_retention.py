@@ -7,8 +7,8 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from schemas.samples import example_for_topic
+from storage.intake import make_delivery, store_deliveries
 from workers import jobs
-from workers.intake import make_delivery, store_deliveries
 from workers.runner import sweep
 
 

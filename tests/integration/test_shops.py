@@ -8,7 +8,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from orderhooks.config import ConfigError, Settings
-from workers import shops
+from storage import shops
 from workers.genstore import GenstoreClient, client_for
 
 TOKEN = "shpat_0123456789abcdef"

@@ -9,17 +9,17 @@ import time
 from rq.registry import ScheduledJobRegistry
 
 from schemas.samples import example_for_topic
+from storage.events import load_event
+from storage.intake import make_delivery, store_deliveries
+from storage.keys import GENSTORE
+from storage.projection import apply_events
+from storage.queries import get_order
+from storage.replay import replay
 from tests.support.payloads import order_body
 from tests.support.store import ref, store
 from workers import jobs
 from workers.dispatch import run_handler
 from workers.handlers import on
-from workers.intake import make_delivery, store_deliveries
-from workers.keys import GENSTORE
-from workers.projection import apply_events
-from workers.queries import get_order
-from workers.records import load_event
-from workers.replay import replay
 from workers.runner import sweep
 
 SHOP = "acme.genmystore.com"
@@ -162,7 +162,7 @@ def test_testing_helper_feeds_handlers_without_redis():
 
 
 def test_events_of_a_new_shop_are_found_by_order_id_before_they_are_applied(ctx):
-    from workers.queries import list_events
+    from storage.queries import list_events
 
     d = make_delivery("q1", "orders/create", "new.genmystore.com", example_for_topic("orders/create"))
     store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ctx.settings.event_ttl)
@@ -171,7 +171,7 @@ def test_events_of_a_new_shop_are_found_by_order_id_before_they_are_applied(ctx)
 
 def test_queued_event_whose_body_no_longer_normalizes_is_quarantined_with_the_reason(ctx):
     """Only the raw body is stored; an event an older version queued is re-normalized by the worker."""
-    from workers.intake import Delivery
+    from storage.intake import Delivery
 
     older = Delivery(id="old-1", topic="orders/update", shop=SHOP, raw=b'{"order": {"orderId": "9"}}',
                      status="queued", order_id="9")  # no updatedAt: today's normalize refuses it

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from schemas.samples import example_for_topic
+from storage.intake import make_delivery, store_deliveries
+from storage.keys import GENSTORE, event_ref
 from tests.support.payloads import SHOP
-from workers.intake import make_delivery, store_deliveries
-from workers.keys import GENSTORE, event_ref
 
 
 def ref(event_id: str, shop: str = SHOP) -> str:
-    """An event's name in Redis (`workers.keys.event_ref`): ids are unique per platform and shop."""
+    """An event's name in Redis (`storage.keys.event_ref`): ids are unique per platform and shop."""
     return event_ref(GENSTORE, shop, event_id)
 
 

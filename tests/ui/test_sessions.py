@@ -130,7 +130,7 @@ def test_an_overall_cap_on_wrong_sign_ins_spares_known_addresses(urls):
 
 def test_the_address_window_slides_and_right_tokens_are_not_counted(redis):
     from receiver import signin
-    from workers.keys import Keys
+    from storage.keys import Keys
 
     keys = Keys()
     for t in range(5):

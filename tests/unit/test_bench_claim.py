@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from rq import SimpleWorker
 
+from storage.events import load_event
+from storage.intake import claim_waiting, enqueue_processing
 from tests.support.store import ref, store
 from workers import jobs
 from workers.handlers import on
-from workers.intake import claim_waiting, enqueue_processing
-from workers.records import load_event
 
 SHOP = "acme.genmystore.com"
 

@@ -18,7 +18,7 @@ comes in:
   refused the body in an id or a currency;
 - numbers in unknown fields keep their exact value through every JSON form,
   never as a float; `NormalizedEvent.from_json` rebuilds the same event;
-- `workers.intake.triage()`, what the receiver and the worker run on a
+- `schemas.triage()`, what the receiver and the worker run on a
   verified delivery, always answers queued, quarantined or ignored.
 """
 
@@ -45,10 +45,10 @@ from schemas import (
     merge,
     normalize,
     order_view,
+    triage,
 )
 from schemas.samples import load
 from schemas.types import Count, Currency, Id, Money, Text
-from workers.intake import triage
 
 SAMPLES = [
     ("orders/create", "orders_create.json"),

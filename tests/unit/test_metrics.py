@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from receiver.metrics import render
+from storage import metrics as wm
 from tests.support.metrics import parse
-from workers import metrics as wm
 from workers.dispatch import Outcome
 
 
@@ -76,7 +76,7 @@ def test_scrape_without_redis_still_answers(ctx):
 
     import redis
 
-    from workers.context import make_queue
+    from storage.connection import make_queue
 
     gone = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     s = parse(render(replace(ctx, redis=gone, queue=make_queue(gone, ctx.settings))))
@@ -87,8 +87,8 @@ def test_scrape_without_redis_still_answers(ctx):
 def test_processing_is_counted_by_the_job(ctx):
     """The real job path: process_events counts applied events, latency and handler calls."""
     from schemas.samples import example_for_topic
+    from storage.intake import make_delivery, store_deliveries
     from workers.handlers import on
-    from workers.intake import make_delivery, store_deliveries
     from workers.jobs import process_events
 
     @on("orders/paid")

@@ -6,7 +6,7 @@ from starlette.requests import Request
 
 from orderhooks.config import Settings
 from receiver.rejected import RejectedLog
-from workers.keys import Keys
+from storage.keys import Keys
 
 
 def _request() -> Request:

@@ -1,4 +1,4 @@
-"""Worker metrics, counted in Redis.
+"""Counters kept in Redis: the workers' (and the receivers' quarantined deliveries), read by `/metrics`.
 
 RQ workers run as many processes, often on other hosts than the receiver
 (one Procfile dyno each), and come and go. Their counts are therefore kept
@@ -32,7 +32,8 @@ import redis as redislib
 import structlog
 from redis import Redis
 
-from workers.keys import Keys
+from storage.keys import Keys
+from storage.status import Status
 
 log = structlog.get_logger("orderhooks.metrics")
 
@@ -121,7 +122,7 @@ def record_processed(redis: Redis, keys: Keys, applied, outcomes, now: float | N
     now = time.time() if now is None else now
     record(
         redis, keys,
-        events=[(a.record.topic, "stale" if a.stale else "processed") for a in applied],
+        events=[(a.record.topic, Status.STALE if a.stale else Status.PROCESSED) for a in applied],
         handlers=[(o.handler, o.data["status"]) for o in outcomes],
         latency=[now - a.record.received_at for a in applied],
     )

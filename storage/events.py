@@ -1,4 +1,5 @@
-"""Stored events: reading them back from Redis into plain records, and setting their status."""
+"""Stored events: reading them back from Redis into plain records, setting their status, and recording
+their handlers' outcomes."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from functools import cached_property
 from redis import Redis
 
 from schemas import NormalizationError, NormalizedEvent, UnknownTopic, normalize
-from workers.keys import GENSTORE, STATUSES, Keys, event_ref, part, split_shop_member
-from workers.scripts import SET_STATUS
+from storage.keys import GENSTORE, Keys, event_ref, part, split_shop_member
+from storage.status import STATUSES, Status
 
 HANDLER_FIELD = "handler:"
 
@@ -78,7 +79,7 @@ class EventRecord:
 
     @cached_property
     def _normalization(self) -> tuple[NormalizedEvent | None, str | None]:
-        if self.status in ("quarantined", "ignored"):
+        if self.status in (Status.QUARANTINED, Status.IGNORED):
             return None, None
         normalizer = None
         if self.platform != GENSTORE:
@@ -142,7 +143,7 @@ class EventRecord:
         return {
             **self.summary(),
             "source": self.source,
-            "stale": self.state == "stale",
+            "stale": self.state == Status.STALE,
             "outcome": self.outcome,
             "processedAt": (
                 datetime.fromtimestamp(self.processed_at, UTC).isoformat() if self.processed_at else None
@@ -209,10 +210,143 @@ def find_events_by_prefix(redis: Redis, keys: Keys, prefix: str, shop: str | Non
     return sorted(found, key=lambda r: (r.platform, r.shop, r.id))[:most]
 
 
-def set_status(redis: Redis, keys: Keys, ref: str, status: str, *fields: str, client=None) -> None:
+# Move an event to a new status (a replay; an event with nothing to apply), keeping its received-time score.
+# KEYS: event, then the zset of every status in STATUSES order
+# ARGV: new status, statuses (space separated), the event's ref, then field/value pairs to set
+SET_STATUS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local id = ARGV[3]
+local names = {}
+for s in string.gmatch(ARGV[2], '%S+') do names[#names + 1] = s end
+local score = nil
+for i, s in ipairs(names) do
+  local z = redis.call('ZSCORE', KEYS[1 + i], id)
+  if z then score = z; redis.call('ZREM', KEYS[1 + i], id) end
+end
+for i, s in ipairs(names) do
+  if s == ARGV[1] then redis.call('ZADD', KEYS[1 + i], score or 0, id) end
+end
+local fields = {'status', ARGV[1]}
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+return 1
+"""
+
+
+def set_status(redis: Redis, keys: Keys, ref: str, status: Status, *fields: str, client=None) -> None:
     """Move an event to `status` (and its status index), setting `fields` (name, value, ...) beside it."""
     redis.register_script(SET_STATUS)(
         keys=[keys.event(ref), *keys.status_keys()],
         args=[status, " ".join(STATUSES), ref, *fields],
         client=client or redis,
     )
+
+
+def stage_status(pipe, keys: Keys, ref: str, status: Status, *fields: str) -> None:
+    """`set_status` queued on a pipeline, unsent. EVAL, not a registered script: that would cost the
+    pipeline a SCRIPT EXISTS round trip."""
+    status_keys = keys.status_keys()
+    pipe.eval(SET_STATUS, 1 + len(status_keys), keys.event(ref), *status_keys, status, " ".join(STATUSES), ref,
+              *fields)
+
+
+# Record one handler's outcome and recompute the event's status, attempts and error from all of them.
+# KEYS: event, then the zset of every status in STATUSES order
+# ARGV: handler field name, outcome json, statuses (space separated, same order as the zsets), the event's ref
+# The status becomes 'failed' while any handler is failed, else the event's base state.
+# Returns {new status, previous status, id, shop, topic, order id} (so the caller sees an event turn failed).
+SET_HANDLER_OUTCOME = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local all = redis.call('HGETALL', KEYS[1])
+local failed = false
+local state = nil
+local current = nil
+local attempts = 0
+local most = 0
+local failed_name, failed_error, retry_name, retry_error = nil, nil, nil, nil
+local id = ARGV[4]
+for i = 1, #all, 2 do
+  local f = all[i]
+  if string.sub(f, 1, 8) == 'handler:' then
+    local ok, o = pcall(cjson.decode, all[i + 1])
+    if ok and type(o) == 'table' then
+      local name = string.sub(f, 9)
+      local n = tonumber(o['attempts']) or 0
+      if n > most then most = n end
+      local err = o['error']
+      if type(err) ~= 'string' then err = '' end
+      if o['status'] == 'failed' then
+        failed = true
+        if failed_name == nil or name < failed_name then failed_name, failed_error = name, err end
+      elseif o['status'] == 'retrying' then
+        if retry_name == nil or name < retry_name then retry_name, retry_error = name, err end
+      end
+    end
+  elseif f == 'state' then state = all[i + 1]
+  elseif f == 'status' then current = all[i + 1]
+  elseif f == 'attempts' then attempts = tonumber(all[i + 1]) or 0
+  end
+end
+local new = state or current
+if failed then new = 'failed' end
+-- attempts: the highest among the stages and handlers; error: the failed handler's, or the one waiting for
+-- its retry (said so), cleared once every handler ended well
+local fields = {}
+if most > attempts then fields[#fields + 1] = 'attempts'; fields[#fields + 1] = tostring(most) end
+fields[#fields + 1] = 'error'
+if failed_name then
+  fields[#fields + 1] = failed_name .. ': ' .. failed_error
+elseif retry_name then
+  fields[#fields + 1] = retry_name .. ': ' .. retry_error .. ' (retrying)'
+else
+  fields[#fields + 1] = ''
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+if new ~= current then
+  local names = {}
+  for s in string.gmatch(ARGV[3], '%S+') do names[#names + 1] = s end
+  local score = nil
+  for i, s in ipairs(names) do
+    if s == current then score = redis.call('ZSCORE', KEYS[1 + i], id); redis.call('ZREM', KEYS[1 + i], id) end
+  end
+  for i, s in ipairs(names) do
+    if s == new then redis.call('ZADD', KEYS[1 + i], score or 0, id) end
+  end
+  redis.call('HSET', KEYS[1], 'status', new)
+end
+local about = redis.call('HMGET', KEYS[1], 'id', 'shop', 'topic', 'order_id')
+return {new, current or '', about[1] or '', about[2] or '', about[3] or '', about[4] or ''}
+"""
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """An event's status before and after a handler's outcome was recorded, with what names the event."""
+
+    status: str
+    previous: str
+    id: str
+    shop: str
+    topic: str
+    order_id: str | None
+
+
+def stage_handler_outcome(pipe, keys: Keys, ref: str, handler: str, outcome: dict) -> int:
+    """Queue on `pipe` (unsent) the recording of one handler's `outcome` on the event named `ref`, which
+    recomputes the event's status, attempts and error from all its handlers' outcomes. Returns the
+    position of its reply among the pipeline's replies (for `status_change`)."""
+    position = len(pipe.command_stack)
+    status_keys = keys.status_keys()
+    # EVAL: a registered script would cost the pipeline a SCRIPT EXISTS round trip
+    pipe.eval(SET_HANDLER_OUTCOME, 1 + len(status_keys), keys.event(ref), *status_keys,
+              HANDLER_FIELD + handler, json.dumps(outcome), " ".join(STATUSES), ref)
+    return position
+
+
+def status_change(reply) -> StatusChange | None:
+    """What the reply of a staged handler outcome says; None when the event is gone."""
+    if not isinstance(reply, list) or len(reply) < 6:
+        return None
+    new, previous, event_id, shop, topic, order_id = (v.decode("utf-8", "replace") for v in reply[:6])
+    return StatusChange(new, previous, event_id, shop, topic, order_id or None)

@@ -1,6 +1,6 @@
 """Storing verified deliveries: many in one Redis round trip.
 
-`triage` decides, without I/O, what a verified delivery becomes (queued,
+`schemas.triage` decides, without I/O, what a verified delivery becomes (queued,
 ignored or quarantined); `store_deliveries` writes a whole group of them,
 de-duplicated atomically per event, and enqueues one RQ job for the group's
 new events, all in one pipeline.
@@ -25,12 +25,14 @@ from redis.asyncio import Redis as AsyncRedis
 from rq import Queue
 from rq.job import Job
 
-from schemas import TOPICS, NormalizationError, NormalizedEvent, normalize
+from schemas import triage
 from storage.connection import execute_replicated, rq_pipeline
-from workers.keys import GENSTORE, Keys, event_ref, shop_member
-from workers.scripts import STORE_EVENTS
+from storage.keys import GENSTORE, Keys, event_ref, shop_member
+from storage.status import Status
 
-PROCESS_JOB = "workers.jobs.process_events"
+# The worker's jobs, by the names RQ imports them by when it runs them.
+PROCESS_JOB = "workers.jobs.process_events"  # applies events, then runs their handlers
+RUN_HANDLER_JOB = "workers.jobs.run_handler"  # one handler of one event, again
 PROCESS_JOB_ID_PREFIX = "apply-"  # then the number of events the job carries, "-", a uuid
 CLAIM_EVENTS = 512  # a job takes over waiting processing jobs until it holds this many events
 CLAIM_JOBS = 256  # and looks at most this far into the queue
@@ -68,7 +70,7 @@ class Delivery:
     received_at: float = field(default_factory=time.time)
     headers: dict[str, str] = field(default_factory=dict)
     source: str = "webhook"
-    status: str = "queued"
+    status: Status = Status.QUEUED
     order_id: str | None = None
     error: str | None = None
     platform: str = GENSTORE
@@ -97,33 +99,14 @@ class Delivery:
         return values
 
 
-def triage(topic: str, shop: str, raw: bytes, known: tuple[str, ...] = TOPICS,
-           ) -> tuple[str, NormalizedEvent | None, str | None, str | None]:
-    """Pure: (status, normalized event, order id, error) for a verified delivery (topics outside `known`
-    are ignored; a replay passes every topic the normalizer reads, `orders/reconcile` included).
-
-    Only the raw body is stored: normalizing is pure, so whoever needs the event later
-    (worker, read API) rebuilds exactly this one from it.
-    """
-    if topic not in known:
-        return "ignored", None, None, f"unknown topic {topic!r}"
-    if not shop:
-        return "quarantined", None, None, "no shop: the X-Genstore-Shop-Domain header is missing"
-    try:
-        event = normalize(topic, raw)
-    except NormalizationError as exc:
-        return "quarantined", None, None, exc.reason
-    return "queued", event, event.order_id, None
-
-
 def make_delivery(event_id: str, topic: str, shop: str, raw: bytes, **extra) -> Delivery:
     status, _, order_id, error = triage(topic, shop, raw)
-    return Delivery(id=event_id, topic=topic, shop=shop, raw=raw, status=status, order_id=order_id, error=error,
-                    **extra)
+    return Delivery(id=event_id, topic=topic, shop=shop, raw=raw, status=Status(status), order_id=order_id,
+                    error=error, **extra)
 
 
 def enqueue_processing(queue: Queue, refs: list[str], pipeline=None) -> None:
-    """One processing job for these events (their refs: `workers.keys.event_ref`)."""
+    """One processing job for these events (their refs: `storage.keys.event_ref`)."""
     queue.enqueue_call(
         PROCESS_JOB, args=(refs,), pipeline=pipeline,
         job_id=f"{PROCESS_JOB_ID_PREFIX}{len(refs)}-{uuid.uuid4().hex}",
@@ -158,6 +141,49 @@ def claim_waiting(queue: Queue, events: int = CLAIM_EVENTS) -> list[str]:
     return ids
 
 
+# A group of deliveries, each stored unless its event is already stored.
+# KEYS: events, shops, then per delivery: event hash, status zset, topic zset, order history zset
+#       (the event hash's own key again when the delivery names no order)
+# ARGV: ttl, then per delivery: its event hash fields as one JSON object of strings (`received_at`
+#       and `order_id` among them), its raw body (the `raw` field), its ref (the member it gets in
+#       every index) and its shops-set member ('' for none)
+# Returns one flag per delivery: 1 when stored, 0 when this event (platform, shop, id) is already stored.
+# A JSON object costs Redis one cjson.decode; a field, value pair each costs the caller a packed argument.
+STORE_EVENTS = """
+local ttl = tonumber(ARGV[1])
+local out = {}
+for i = 1, (#KEYS - 2) / 4 do
+  local k = 2 + (i - 1) * 4
+  local a = 2 + (i - 1) * 4
+  if redis.call('EXISTS', KEYS[k + 1]) == 1 then
+    -- Counted: a write of the duplicate's own, so that a WAIT after it also covers the original's.
+    redis.call('HINCRBY', KEYS[k + 1], 'deliveries', 1)
+    out[i] = 0
+  else
+    local meta = cjson.decode(ARGV[a])
+    local fields = {'raw', ARGV[a + 1]}
+    for name, value in pairs(meta) do
+      fields[#fields + 1] = name
+      fields[#fields + 1] = value
+    end
+    redis.call('HSET', KEYS[k + 1], unpack(fields))
+    if ttl > 0 then redis.call('EXPIRE', KEYS[k + 1], ttl) end
+    local score, ref = meta['received_at'], ARGV[a + 2]
+    redis.call('ZADD', KEYS[1], score, ref)
+    redis.call('ZADD', KEYS[k + 2], score, ref)
+    redis.call('ZADD', KEYS[k + 3], score, ref)
+    if meta['order_id'] then
+      redis.call('ZADD', KEYS[k + 4], score, ref)
+      if ttl > 0 then redis.call('EXPIRE', KEYS[k + 4], ttl) end
+    end
+    if ARGV[a + 3] ~= '' then redis.call('SADD', KEYS[2], ARGV[a + 3]) end
+    out[i] = 1
+  end
+end
+return out
+"""
+
+
 def stage_deliveries(redis: Redis, keys: Keys, queue: Queue, deliveries: Sequence[Delivery], ttl: int):
     """Queue a group's commands on a MULTI pipeline, unsent: one EVAL storing every delivery, then
     one RQ job for the new events.
@@ -177,7 +203,7 @@ def stage_deliveries(redis: Redis, keys: Keys, queue: Queue, deliveries: Sequenc
             args += [json.dumps(d.meta(), separators=(",", ":")), d.raw, ref,
                      shop_member(d.platform, d.shop) if d.shop else ""]
         pipe.eval(STORE_EVENTS, len(event_keys), *event_keys, *args)
-    queued = list(dict.fromkeys(d.ref for d in deliveries if d.status == "queued"))
+    queued = list(dict.fromkeys(d.ref for d in deliveries if d.status == Status.QUEUED))
     if queued:
         # A duplicate of an event still waiting is listed too: applying is exactly-once.
         enqueue_processing(queue, queued, pipeline=pipe)

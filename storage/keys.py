@@ -26,7 +26,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-STATUSES = ("queued", "processed", "stale", "failed", "quarantined", "ignored")
+from storage.status import STATUSES, Status
+
 GENSTORE = "genstore"
 MAX_PART = 200
 
@@ -73,7 +74,7 @@ class Keys:
         """ZSET: every event ref, scored by received time (newest first when read in reverse)."""
         return f"{self.prefix}events"
 
-    def events_by_status(self, status: str) -> str:
+    def events_by_status(self, status: Status) -> str:
         """ZSET: event refs with this status, scored by received time."""
         return f"{self.prefix}events:status:{status}"
 
@@ -123,6 +124,7 @@ class Keys:
         return f"{self.prefix}shops"
 
     def status_keys(self) -> list[str]:
+        """The index of every status, in `STATUSES` order."""
         return [self.events_by_status(s) for s in STATUSES]
 
     def ui_session(self, sid_hash: str) -> str:
@@ -170,7 +172,7 @@ class Keys:
 
     def notify_group(self, member: str) -> str:
         """HASH: occurrences of one notification group not sent yet (`count`, `first_at`, `last_at`, `type`,
-        `shop`); `member` from `notify.group_member`."""
+        `shop`); `member` from `storage.notices.group_member`."""
         return f"{self.prefix}notify:group:{member}"
 
     def notify_examples(self, member: str) -> str:

@@ -10,8 +10,8 @@ from datetime import datetime
 from redis import Redis
 
 from schemas import Projection, order_view
-from workers.keys import GENSTORE, Keys, split_shop_member
-from workers.records import EventRecord, load_events
+from storage.events import EventRecord, load_events
+from storage.keys import GENSTORE, Keys, split_shop_member
 
 ORDER_STATUSES = ("open", "closed", "cancelled", "any")
 

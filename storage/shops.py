@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from redis import Redis
 
 from orderhooks.config import ConfigError, Settings
-from workers.keys import Keys
+from storage.keys import Keys
 
 __all__ = [
     "PLATFORMS",

@@ -20,10 +20,10 @@ from redis import Redis
 from redis import exceptions as redis_errors
 
 from schemas import NormalizedEvent, Projection, merge
-from workers.context import unavailable_reason
-from workers.keys import Keys, shop_member
-from workers.records import HANDLER_FIELD, EventRecord, load_events, set_status
-from workers.scripts import APPLY_ORDER
+from storage.connection import unavailable_reason
+from storage.events import HANDLER_FIELD, EventRecord, load_events, set_status
+from storage.keys import Keys, shop_member
+from storage.status import HandlerOutcome, Status
 
 MAX_RACES = 50
 
@@ -39,7 +39,7 @@ class Applied:
 
     @property
     def stale(self) -> bool:
-        return self.outcome == "stale"
+        return self.outcome == "stale"  # the merge's outcome (`schemas.MergeResult`)
 
 
 def _dumps(data: dict) -> str:
@@ -102,7 +102,7 @@ def _load(redis: Redis, keys: Keys, refs: list[str], failed: dict[str, str],
                 failed[ref] = _describe(one)
                 continue
             loaded.append(rec)
-    return [r for r in loaded if r and r.status == "queued"]
+    return [r for r in loaded if r and r.status == Status.QUEUED]
 
 
 def _fold(current: Projection | None, records: list[EventRecord], failed: dict[str, str]) -> list[Applied]:
@@ -117,6 +117,48 @@ def _fold(current: Projection | None, records: list[EventRecord], failed: dict[s
         current = result.projection
         applied.append(Applied(rec, rec.event, result.outcome, current))
     return applied
+
+
+# Compare-and-set of one order's projection together with the status of the
+# events that produced it.
+# KEYS: order, orders index, shops, queued zset, dispatch zset, then per event: event, its new status zset
+# ARGV: expected projection ('' = none), new projection, order id, shops-set member, processed_at,
+#       then per event: status, ref, field/value count n, n field/value pairs
+# Returns 1 on success, -1 when the projection changed since it was read,
+# -2 when one of the events is no longer queued (another worker applied it).
+APPLY_ORDER = """
+local current = redis.call('GET', KEYS[1]) or ''
+if current ~= ARGV[1] then return -1 end
+local nevents = (#KEYS - 5) / 2
+local a = 6
+for e = 1, nevents do
+  local ek = KEYS[5 + 2 * e - 1]
+  if redis.call('HGET', ek, 'status') ~= 'queued' then return -2 end
+  local n = tonumber(ARGV[a + 2])
+  a = a + 3 + n
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+a = 6
+for e = 1, nevents do
+  local ek = KEYS[5 + 2 * e - 1]
+  local zk = KEYS[5 + 2 * e]
+  local status = ARGV[a]
+  local ref = ARGV[a + 1]
+  local n = tonumber(ARGV[a + 2])
+  local fields = {'status', status, 'processed_at', ARGV[5]}
+  for i = a + 3, a + 2 + n do fields[#fields + 1] = ARGV[i] end
+  redis.call('HSET', ek, unpack(fields))
+  redis.call('HINCRBY', ek, 'attempts', 1)
+  local score = redis.call('ZSCORE', KEYS[4], ref)
+  redis.call('ZREM', KEYS[4], ref)
+  redis.call('ZADD', zk, score or ARGV[5], ref)
+  redis.call('ZADD', KEYS[5], ARGV[5], ref)
+  a = a + 3 + n
+end
+return 1
+"""
 
 
 def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
@@ -141,7 +183,8 @@ def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
             break
         records = _load(redis, keys, todo, errors, normalized)
         for rec in [r for r in records if r.event is None]:  # accepted by an older version, perhaps
-            set_status(redis, keys, rec.ref, "quarantined", "error", f"no longer normalizes: {rec.normalize_error}")
+            set_status(redis, keys, rec.ref, Status.QUARANTINED, "error",
+                       f"no longer normalizes: {rec.normalize_error}")
         records = [r for r in records if r.event is not None]
         groups: dict[tuple[str, str], list[EventRecord]] = defaultdict(list)
         for rec in sorted(records, key=lambda r: (r.received_at, r.id)):
@@ -171,15 +214,15 @@ def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
             ev_keys: list[str] = []
             ev_args: list[str] = []
             for a in applied:
-                status = "stale" if a.stale else "processed"
+                status = Status.STALE if a.stale else Status.PROCESSED
                 fields = ["state", status, "outcome", a.outcome, "error", ""]
                 if a.record.error:  # applied after failed attempts: their count starts again at a replay
                     fields += ["apply_failures", "0", "retry_at", ""]
                 for name in handler_names(a.record.topic):
-                    fields += [HANDLER_FIELD + name, _dumps({"status": "pending", "attempts": 0})]
+                    fields += [HANDLER_FIELD + name, _dumps({"status": HandlerOutcome.PENDING, "attempts": 0})]
                 ev_keys += [keys.event(a.record.ref), keys.events_by_status(status)]
                 ev_args += [status, a.record.ref, str(len(fields)), *fields]
-            cas_keys = [key, keys.orders(platform, shop), keys.shops, keys.events_by_status("queued"),
+            cas_keys = [key, keys.orders(platform, shop), keys.shops, keys.events_by_status(Status.QUEUED),
                         keys.dispatching]
             # EVAL: a registered script would cost the pipeline a SCRIPT EXISTS round trip
             pipe.eval(APPLY_ORDER, len(cas_keys) + len(ev_keys), *cas_keys, *ev_keys,
@@ -238,8 +281,8 @@ def record_apply_failures(redis: Redis, keys: Keys, failed: dict[str, str],
     refs = list(failed)
     now = time.time()
     for ref in refs:
-        pipe.eval(RECORD_APPLY_FAILURE, 3, keys.event(ref), keys.events_by_status("queued"),
-                  keys.events_by_status("failed"), f"{stage}: {failed[ref]}", repr(now), ref, *delays)
+        pipe.eval(RECORD_APPLY_FAILURE, 3, keys.event(ref), keys.events_by_status(Status.QUEUED),
+                  keys.events_by_status(Status.FAILED), f"{stage}: {failed[ref]}", repr(now), ref, *delays)
     out: dict[str, int | None] = {}
     for ref, result in zip(refs, pipe.execute(raise_on_error=False), strict=True):
         if isinstance(_check(result), Exception):
