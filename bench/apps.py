@@ -3,9 +3,9 @@
 - `bare_app`: reads the body and answers 200: the ceiling of uvicorn + Starlette.
 - `naive_app`: verifies the signature and calls `rq.Queue.enqueue` per request,
   the usual first version of a webhook receiver.
-- `normalize_app`: reads the body and normalizes it (`triage`), nothing else: no
-  signature, no Redis. The contract answers `queued` or `quarantined` only after
-  normalizing, so this is the most any receiver keeping the contract can reach.
+- `normalize_app`: reads the body and normalizes it (`retriage`), nothing else: no
+  signature, no Redis: what a receiver that normalized before answering could
+  reach at most (orderhooks' receiver leaves normalizing to the worker).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from orderhooks.config import secret_bytes
 from receiver.verify import VerificationError, verify
-from schemas import triage
+from schemas import retriage
 
 PATH = "/webhooks/genstore"
 
@@ -38,7 +38,7 @@ def bare_app() -> Starlette:
 def normalize_app() -> Starlette:
     async def receive(request: Request) -> Response:
         body = await request.body()
-        status, _, _, _ = triage(request.headers.get("x-genstore-topic", ""),
+        status, _, _, _ = retriage(request.headers.get("x-genstore-topic", ""),
                                  request.headers.get("x-genstore-shop-domain", ""), body)
         return JSONResponse({"status": status}, status_code=202)
 

@@ -14,7 +14,7 @@ the models' field names and odd values helps the mutator keep bodies JSON
 (unless `-dict=` is given). The oracle is the unit suite's:
 `normalize()` returns a `NormalizedEvent` or raises `NormalizationError`,
 every money field is exactly the amount sent (never a float, never a silent
-0 or None), and `schemas.triage()` answers queued, quarantined or
+0 or None), and `schemas.retriage()` answers queued, quarantined or
 ignored. Anything else is a crash: libFuzzer saves the input as `crash-*`.
 Other libFuzzer flags (`-runs=N`, `-jobs=N`, `-dict=...`) pass through.
 """
@@ -29,7 +29,7 @@ import atheris
 from pydantic import BaseModel
 
 with atheris.instrument_imports(include=["schemas"]):
-    from schemas import TOPICS, Order, Refund, triage
+    from schemas import TOPICS, Order, Refund, retriage
     from schemas.samples import NAMES, load
     from tests.unit.test_fuzz_normalize import SAMPLES, check_normalize
 
@@ -40,7 +40,7 @@ def one_input(data: bytes) -> None:
     topic = TOPICS[data[0] % len(TOPICS)]
     body = data[1:]
     check_normalize(topic, body)
-    status, _, _, error = triage(topic, "fuzz.genmystore.com", body)
+    status, _, _, error = retriage(topic, "fuzz.genmystore.com", body)
     assert status in ("queued", "quarantined"), (status, error)
 
 

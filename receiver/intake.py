@@ -1,6 +1,7 @@
-"""`POST /webhooks/genstore`: size → signature → duplicate → topic → normalize → store.
+"""`POST /webhooks/genstore`: size → signature → duplicate → topic → shop → store.
 
-A 2xx is sent only once the delivery is durably in Redis.
+A 2xx is sent only once the delivery is durably in Redis. The body is stored as it came: the receiver
+does not parse or normalize it (the worker does, and quarantines a body that does not normalize).
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ async def genstore_webhook(request: Request) -> JSONResponse:
             return _refuse(request, "unauthorized", 401, str(exc), topic, shop, body=body)
     event_id = event_id_for(request, topic, shop, body, standard_id is not None)
     delivery: Delivery = make_delivery(event_id, topic, shop, body, headers=recorded_headers(request.headers))
-    context = {"event_id": event_id, "topic": topic, "shop": shop, "order_id": delivery.order_id}
+    context = {"event_id": event_id, "topic": topic, "shop": shop}
     try:
         stored = await asyncio.wait_for(state.writer.submit(delivery),
                                         ANSWER_WITHIN - (time.perf_counter() - received))
@@ -173,23 +174,31 @@ async def genstore_webhook(request: Request) -> JSONResponse:
     if not stored:
         log.info("delivery_duplicate", **context)
         return _answer("duplicate", 200, {"id": event_id, "status": "duplicate"}, topic)
+    return await _stored(request, delivery, context)
+
+
+async def _stored(request: Request, delivery: Delivery, context: dict) -> JSONResponse:
+    """The answer to a delivery just stored; one quarantined here (no shop) is counted and notified, as the
+    worker does for a body that does not normalize."""
     log.info("delivery_stored", **context, status=delivery.status, reason=delivery.error)
-    if delivery.status == Status.QUARANTINED:
-        await run_in_threadpool(notices.occurred, state.store.redis, state.store.keys, settings, "events.quarantined",
-                                shop or None, 1, [{"id": event_id, "topic": topic, "order_id": None,
-                                                   "reason": (delivery.error or "")[:300]}],
-                                total=Status.QUARANTINED)
+    body = {"id": delivery.id, "status": delivery.status}
     if delivery.status == Status.IGNORED:
-        return _answer("ignored", 200, {"id": event_id, "status": Status.IGNORED}, topic)
+        return _answer("ignored", 200, body, delivery.topic)
     if delivery.status == Status.QUARANTINED:
-        return _answer("quarantined", 202, {"id": event_id, "status": Status.QUARANTINED, "error": delivery.error},
-                       topic)
-    return _answer("accepted", 202, {"id": event_id, "status": Status.QUEUED}, topic)
+        store = request.app.state.store
+        await run_in_threadpool(notices.occurred, store.redis, store.keys, request.app.state.settings,
+                                "events.quarantined", delivery.shop or None, 1,
+                                [{"id": delivery.id, "topic": delivery.topic, "order_id": delivery.order_id,
+                                  "reason": (delivery.error or "")[:300]}], total=Status.QUARANTINED)
+        return _answer("quarantined", 202, body | {"error": delivery.error}, delivery.topic)
+    return _answer("accepted", 202, body, delivery.topic)
 
 
 async def platform_webhook(request: Request, platform) -> JSONResponse:
     """The webhook route of a platform that triages its own deliveries (`platforms.Platform.accept`):
-    size → signature → (envelope) → duplicate → store, with the same answers as Genstore's route."""
+    size → signature → (envelope) → duplicate → store, with the same answers as Genstore's route. A platform
+    whose topic and shop are inside the body (BigCommerce's envelope) reads that much of it, no more: the
+    order itself is hydrated and normalized by the worker."""
     started = time.perf_counter()
     state = request.app.state
     settings = state.settings
@@ -225,13 +234,7 @@ async def platform_webhook(request: Request, platform) -> JSONResponse:
     if not stored:
         log.info("delivery_duplicate", **context)
         return _answer("duplicate", 200, {"id": delivery.id, "status": "duplicate"}, topic)
-    log.info("delivery_stored", **context, status=delivery.status, reason=delivery.error)
-    if delivery.status == Status.IGNORED:
-        return _answer("ignored", 200, {"id": delivery.id, "status": Status.IGNORED}, topic)
-    if delivery.status == Status.QUARANTINED:
-        return _answer("quarantined", 202, {"id": delivery.id, "status": Status.QUARANTINED, "error": delivery.error},
-                       topic)
-    return _answer("accepted", 202, {"id": delivery.id, "status": Status.QUEUED}, topic)
+    return await _stored(request, delivery, context)
 
 
 def webhook_routes(settings) -> list:

@@ -159,8 +159,11 @@ _HANDWRITTEN: dict[str, dict[str, Any]] = {
             "platform": {"type": "string", "enum": ["genstore"]},
             "topic": _STR,
             "shop": _STR,
-            "orderId": _nullable(_STR),
-            "status": {"type": "string", "enum": list(STATUSES)},
+            "orderId": {**_nullable(_STR), "description": "the order the event is about; null until a worker has "
+                        "normalized and applied it (the receiver stores the body unread)"},
+            "status": {"type": "string", "enum": list(STATUSES),
+                       "description": "queued when stored; a worker then applies it (processed, stale), or "
+                                      "quarantines a body that does not normalize, with the reason in error"},
             "receivedAt": _TIME,
             "attempts": {"type": "integer", "minimum": 0},
             "error": _nullable(_STR),
@@ -334,7 +337,8 @@ def _paths() -> dict[str, Any]:
             parameters=[
                 _query("topic", {"type": "string"}, "e.g. orders/paid", "orders/paid"),
                 _query("status", {"type": "string", "enum": list(STATUSES)}, "the event's status"),
-                _query("orderId", {"type": "string"}, "only events about this order", "1001"),
+                _query("orderId", {"type": "string"}, "only events about this order (known once a worker has "
+                       "applied them)", "1001"),
                 _query("shop", {"type": "string"}, "only events of this shop", "acme.genmystore.com"),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 250, "default": 50}, "events"),
             ],

@@ -15,7 +15,7 @@ from .topics import (
     UnknownTopic,
     topic_rank,
 )
-from .triage import Verdict, triage
+from .triage import Verdict, retriage, triage
 
 __all__ = [
     "NORMALIZED_TOPICS",
@@ -34,6 +34,7 @@ __all__ = [
     "merge",
     "normalize",
     "order_view",
+    "retriage",
     "topic_rank",
     "triage",
 ]

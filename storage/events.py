@@ -104,9 +104,8 @@ class EventRecord:
     def event(self) -> NormalizedEvent | None:
         """The canonical event, rebuilt from the raw body.
 
-        Normalizing is pure, so this is the event the receiver checked when it accepted the
-        delivery. None for a quarantined or ignored event, or a body that no longer normalizes
-        (`normalize_error` says why).
+        Normalizing is pure, so this is the event the worker applied (or will apply). None for a
+        quarantined or ignored event, or a body that does not normalize (`normalize_error` says why).
         """
         return self._normalization[0]
 

@@ -1,7 +1,8 @@
 """Storing verified deliveries: many in one Redis round trip.
 
-`schemas.triage` decides, without I/O, what a verified delivery becomes (queued,
-ignored or quarantined); `store_deliveries` writes a whole group of them,
+`schemas.triage` decides, from its topic and shop alone, what a verified delivery
+becomes (queued, ignored or quarantined): the body is stored as it came, unread,
+and normalized by the worker. `store_deliveries` writes a whole group of them,
 de-duplicated atomically per event, and enqueues one RQ job for the group's
 new events, all in one pipeline.
 
@@ -100,9 +101,10 @@ class Delivery:
 
 
 def make_delivery(event_id: str, topic: str, shop: str, raw: bytes, **extra) -> Delivery:
-    status, _, order_id, error = triage(topic, shop, raw)
-    return Delivery(id=event_id, topic=topic, shop=shop, raw=raw, status=Status(status), order_id=order_id,
-                    error=error, **extra)
+    """A verified Genstore delivery, triaged from its topic and shop (`schemas.triage`): its body is stored
+    as it came, unread; the worker normalizes it, and writes the event's order id then."""
+    status, error = triage(topic, shop)
+    return Delivery(id=event_id, topic=topic, shop=shop, raw=raw, status=Status(status), error=error, **extra)
 
 
 def enqueue_processing(queue: Queue, refs: list[str], pipeline=None) -> None:

@@ -21,7 +21,7 @@ from redis import exceptions as redis_errors
 
 from schemas import NormalizedEvent, Projection, merge
 from storage.connection import unavailable_reason
-from storage.events import HANDLER_FIELD, EventRecord, load_events, set_status
+from storage.events import HANDLER_FIELD, EventRecord, load_events
 from storage.keys import Keys, shop_member
 from storage.status import HandlerOutcome, Status
 
@@ -120,51 +120,97 @@ def _fold(current: Projection | None, records: list[EventRecord], failed: dict[s
 
 
 # Compare-and-set of one order's projection together with the status of the
-# events that produced it.
-# KEYS: order, orders index, shops, queued zset, dispatch zset, then per event: event, its new status zset
+# events that produced it, and their place in the order's history (the receiver stores a body unread,
+# so an event's order is known once it is normalized here).
+# KEYS: order, orders index, shops, queued zset, dispatch zset, the order's history zset,
+#       then per event: event, its new status zset
 # ARGV: expected projection ('' = none), new projection, order id, shops-set member, processed_at,
-#       then per event: status, ref, field/value count n, n field/value pairs
+#       then per event: status, ref, received_at, field/value count n, n field/value pairs
 # Returns 1 on success, -1 when the projection changed since it was read,
 # -2 when one of the events is no longer queued (another worker applied it).
+# The history lives as long as the longest-lived of its events (their hashes' TTL).
 APPLY_ORDER = """
 local current = redis.call('GET', KEYS[1]) or ''
 if current ~= ARGV[1] then return -1 end
-local nevents = (#KEYS - 5) / 2
+local nevents = (#KEYS - 6) / 2
 local a = 6
 for e = 1, nevents do
-  local ek = KEYS[5 + 2 * e - 1]
+  local ek = KEYS[6 + 2 * e - 1]
   if redis.call('HGET', ek, 'status') ~= 'queued' then return -2 end
-  local n = tonumber(ARGV[a + 2])
-  a = a + 3 + n
+  local n = tonumber(ARGV[a + 3])
+  a = a + 4 + n
 end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
 a = 6
 for e = 1, nevents do
-  local ek = KEYS[5 + 2 * e - 1]
-  local zk = KEYS[5 + 2 * e]
+  local ek = KEYS[6 + 2 * e - 1]
+  local zk = KEYS[6 + 2 * e]
   local status = ARGV[a]
   local ref = ARGV[a + 1]
-  local n = tonumber(ARGV[a + 2])
+  local n = tonumber(ARGV[a + 3])
   local fields = {'status', status, 'processed_at', ARGV[5]}
-  for i = a + 3, a + 2 + n do fields[#fields + 1] = ARGV[i] end
+  if ARGV[3] ~= '' then fields[#fields + 1] = 'order_id'; fields[#fields + 1] = ARGV[3] end
+  for i = a + 4, a + 3 + n do fields[#fields + 1] = ARGV[i] end
   redis.call('HSET', ek, unpack(fields))
   redis.call('HINCRBY', ek, 'attempts', 1)
   local score = redis.call('ZSCORE', KEYS[4], ref)
   redis.call('ZREM', KEYS[4], ref)
   redis.call('ZADD', zk, score or ARGV[5], ref)
   redis.call('ZADD', KEYS[5], ARGV[5], ref)
-  a = a + 3 + n
+  if ARGV[3] ~= '' then
+    redis.call('ZADD', KEYS[6], ARGV[a + 2], ref)
+    local ttl = redis.call('TTL', ek)
+    if ttl > 0 and redis.call('TTL', KEYS[6]) < ttl then redis.call('EXPIRE', KEYS[6], ttl) end
+  end
+  a = a + 4 + n
 end
 return 1
 """
 
+# An event whose body does not normalize: quarantined with the reason, if it is still queued.
+# KEYS: event, queued zset, quarantined zset. ARGV: the event's ref, the reason.
+# Returns 1 when quarantined now, 0 when the event is no longer queued (another worker quarantined or
+# applied it, or it is gone): each quarantine is counted once, however many workers see the event.
+QUARANTINE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], score or 0, ARGV[1])
+redis.call('HSET', KEYS[1], 'status', 'quarantined', 'error', ARGV[2])
+return 1
+"""
+
+
+def quarantine(redis: Redis, keys: Keys, records: Sequence[EventRecord]) -> list[EventRecord]:
+    """Quarantine each of `records` whose body does not normalize (`normalize_error` is the reason), in one
+    round trip; return those this call moved from `queued` (the others were dealt with elsewhere)."""
+    if not records:
+        return []
+    pipe = redis.pipeline(transaction=False)
+    for rec in records:
+        # EVAL: a registered script would cost the pipeline a SCRIPT EXISTS round trip
+        pipe.eval(QUARANTINE, 3, keys.event(rec.ref), keys.events_by_status(Status.QUEUED),
+                  keys.events_by_status(Status.QUARANTINED), rec.ref, rec.normalize_error or "does not normalize")
+    moved = []
+    for rec, result in zip(records, pipe.execute(raise_on_error=False), strict=True):
+        if _check(result) == 1:
+            rec.status, rec.error = Status.QUARANTINED, rec.normalize_error
+            moved.append(rec)
+    return moved
+
 
 def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
                  failed: dict[str, str] | None = None,
-                 normalized: dict[str, NormalizedEvent] | None = None) -> list[Applied]:
+                 normalized: dict[str, NormalizedEvent] | None = None,
+                 quarantined: list[EventRecord] | None = None) -> list[Applied]:
     """Apply every still-queued event among `refs`; return those this call applied.
+
+    Each event's raw body is normalized here (the receiver stores it unread): one that does not normalize
+    is quarantined with the reason and, with `quarantined`, added to it (each event once, whichever worker
+    gets there first), for the caller to count and notify. An applied event gets its order id and its
+    place in the order's history.
 
     `handler_names(topic)` gives the handlers to mark pending on each event. `normalized` (ref -> event)
     holds events the caller has just normalized from the very bodies it stored, so they are not
@@ -182,12 +228,14 @@ def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
         if not todo:
             break
         records = _load(redis, keys, todo, errors, normalized)
-        for rec in [r for r in records if r.event is None]:  # accepted by an older version, perhaps
-            set_status(redis, keys, rec.ref, Status.QUARANTINED, "error",
-                       f"no longer normalizes: {rec.normalize_error}")
+        moved = quarantine(redis, keys, [r for r in records if r.event is None])
+        if quarantined is not None:
+            quarantined += moved
         records = [r for r in records if r.event is not None]
         groups: dict[tuple[str, str], list[EventRecord]] = defaultdict(list)
         for rec in sorted(records, key=lambda r: (r.received_at, r.id)):
+            if rec.order_id is None:  # stored unread by the receiver: the body names the order
+                rec.order_id = rec.event.order_id
             groups[(rec.platform, rec.shop, rec.order_id or "")].append(rec)
         order_keys = [keys.order(platform, shop, oid) for platform, shop, oid in groups]
         pipe = redis.pipeline(transaction=False)
@@ -221,9 +269,9 @@ def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
                 for name in handler_names(a.record.topic):
                     fields += [HANDLER_FIELD + name, _dumps({"status": HandlerOutcome.PENDING, "attempts": 0})]
                 ev_keys += [keys.event(a.record.ref), keys.events_by_status(status)]
-                ev_args += [status, a.record.ref, str(len(fields)), *fields]
+                ev_args += [status, a.record.ref, repr(a.record.received_at), str(len(fields)), *fields]
             cas_keys = [key, keys.orders(platform, shop), keys.shops, keys.events_by_status(Status.QUEUED),
-                        keys.dispatching]
+                        keys.dispatching, keys.order_events(platform, shop, oid)]
             # EVAL: a registered script would cost the pipeline a SCRIPT EXISTS round trip
             pipe.eval(APPLY_ORDER, len(cas_keys) + len(ev_keys), *cas_keys, *ev_keys,
                       raw or "", new_raw, oid, shop_member(platform, shop), now, *ev_args)

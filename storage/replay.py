@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from schemas import NORMALIZED_TOPICS, TOPICS, triage
+from schemas import NORMALIZED_TOPICS, TOPICS, retriage
 from storage.connection import rq_pipeline
 from storage.events import HANDLER_FIELD, load_event, set_status
 from storage.intake import RUN_HANDLER_JOB, enqueue_processing
@@ -61,7 +61,7 @@ def replay(store: Store, ref: str) -> ReplayResult:
     if record.status in (Status.QUARANTINED, Status.IGNORED):
         known = NORMALIZED_TOPICS if record.source == "reconcile" else TOPICS  # webhooks: webhook topics only
         if record.platform == GENSTORE:
-            status, _, order_id, error = triage(record.topic, record.shop, record.raw, known)
+            status, _, order_id, error = retriage(record.topic, record.shop, record.raw, known)
         else:  # another platform triages its own deliveries
             from platforms import get
 

@@ -9,7 +9,7 @@ import structlog
 from rq import get_current_job
 
 from storage import metrics, notices
-from storage.events import load_events
+from storage.events import EventRecord, load_events
 from storage.intake import CLAIM_EVENTS, PROCESS_JOB, PROCESS_JOB_ID_PREFIX, claim_waiting
 from storage.projection import apply_events, record_apply_failures
 from storage.status import HandlerOutcome, Status
@@ -30,6 +30,9 @@ def process_events(ids: list[str]) -> dict:
     applies their events too, `BATCH_EVENTS` at a time: a backlog then pays RQ's per-job cost
     once per batch. It never waits for events to arrive, so a lone event goes through at once.
 
+    Each event's body is normalized on the way (the receiver stores it unread): one that does not
+    normalize is quarantined with the reason, counted and notified (`events.quarantined`).
+
     An event the apply step fails on fails alone: its error and attempt are recorded and it is
     retried on its own after the next of the retry delays (`ORDERHOOKS_RETRY_DELAYS`), staying
     `queued`; once they are spent it is `failed`. Its batch-mates are applied as usual. Only
@@ -38,25 +41,30 @@ def process_events(ids: list[str]) -> dict:
     ctx = get_context()
     if get_current_job() is not None:
         ids = [*ids, *claim_waiting(ctx.queue, CLAIM_EVENTS - len(ids))]
-    totals = {"applied": 0, "skipped": 0, "failed": 0, "handlers_failed": 0}
+    totals = {"applied": 0, "skipped": 0, "failed": 0, "quarantined": 0, "handlers_failed": 0}
     for start in range(0, len(ids), BATCH_EVENTS):
         batch, hydrate_failed = hydrate_events(ctx, ids[start : start + BATCH_EVENTS])
         if hydrate_failed:
             _retry_or_fail(ctx, {r: f.error for r, f in hydrate_failed.items() if not f.final}, "hydrate")
             _retry_or_fail(ctx, {r: f.error for r, f in hydrate_failed.items() if f.final}, "hydrate", ())
         failed: dict[str, str] = {}
+        quarantined: list[EventRecord] = []
         applied = apply_events(ctx.redis, ctx.keys, batch,
-                               lambda topic: [h.name for h in ctx.registry.matching(topic)], failed)
+                               lambda topic: [h.name for h in ctx.registry.matching(topic)], failed,
+                               quarantined=quarantined)
         if failed:
             _retry_or_fail(ctx, failed)
+        if quarantined:
+            _notify_quarantined(ctx, quarantined)
         for a in applied:
             log.info("event_applied", event_id=a.record.id, topic=a.record.topic, shop=a.record.shop,
                      order_id=a.record.order_id, outcome=a.outcome)
         outcomes = dispatch_applied(ctx, applied)
         metrics.record_processed(ctx.redis, ctx.keys, applied, outcomes)
         totals["applied"] += len(applied)
-        totals["skipped"] += len(batch) - len(applied) - len(failed)
+        totals["skipped"] += len(batch) - len(applied) - len(failed) - len(quarantined)
         totals["failed"] += len(failed) + len(hydrate_failed)
+        totals["quarantined"] += len(quarantined)
         totals["handlers_failed"] += sum(1 for o in outcomes if o.data["status"] != HandlerOutcome.OK)
     return totals
 
@@ -93,6 +101,20 @@ def _notify_failed(ctx, refs: list[str], errors: dict[str, str], stage: str = "a
     for shop, examples in by_shop.items():
         notices.occurred(ctx.redis, ctx.keys, ctx.settings, "event.failed", shop or None, len(examples), examples,
                          total=Status.FAILED)
+
+
+def _notify_quarantined(ctx, records: list[EventRecord]) -> None:
+    """Events the worker has just quarantined (their bodies do not normalize): logged, counted, and notified
+    per shop, as the receiver does for a delivery without a shop."""
+    by_shop: dict[str, list[dict]] = {}
+    for rec in records:
+        log.warning("event_quarantined", event_id=rec.id, topic=rec.topic, shop=rec.shop, platform=rec.platform,
+                    reason=rec.error)
+        by_shop.setdefault(rec.shop, []).append({"id": rec.id, "topic": rec.topic, "order_id": rec.order_id,
+                                                 "reason": (rec.error or "")[:300]})
+    for shop, examples in by_shop.items():
+        notices.occurred(ctx.redis, ctx.keys, ctx.settings, "events.quarantined", shop or None, len(examples),
+                         examples, total=Status.QUARANTINED)
 
 
 def run_handler(ref: str, handler: str) -> str | None:

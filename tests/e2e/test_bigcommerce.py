@@ -141,8 +141,15 @@ def test_a_status_update_reaches_its_handlers_with_both_statuses(bc, api):
     assert all((c["previous"], c["new"], c["status"]) == (11, 2, "Shipped") for c in calls)
 
 
+def quarantined_total(url: str) -> float:
+    text = httpx.get(url + "/metrics", timeout=10).text
+    return float(next(line.split()[1] for line in text.splitlines()
+                      if line.startswith("orderhooks_events_quarantined_total ")))
+
+
 def test_other_scopes_are_ignored_and_bad_envelopes_quarantined(bc):
     url, _, _ = bc
+    before = quarantined_total(url)
     r = post(url, envelope("store/order/message/created"), msg_id="msg_message")
     assert r.status_code == 200 and r.json() == {"id": "msg_message", "status": "ignored"}
     r = post(url, envelope("store/order/created", order_id=None), msg_id="msg_no_id")
@@ -150,6 +157,7 @@ def test_other_scopes_are_ignored_and_bad_envelopes_quarantined(bc):
     r = post(url, b'{"scope": "store/order/created", "data": {"id": 1}}')  # no producer, no webhook-id reused
     assert r.status_code == 202 and r.json()["status"] == "quarantined"
     assert r.json()["error"] == "envelope has no producer stores/HASH"
+    assert quarantined_total(url) == before + 2, "counted as Genstore's are"
 
 
 def test_without_webhook_id_the_envelope_is_the_dedup_key(bc, api):

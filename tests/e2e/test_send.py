@@ -47,11 +47,17 @@ def test_a_handler_waiting_for_its_retry_is_said_and_exits_1(stack):
 
 
 def test_a_quarantined_body_says_why(stack, tmp_path):
+    """The receiver answers `queued` without reading the body; the worker quarantines it, and `send`, which waits
+    for the outcome, says so with the worker's reason."""
+    from orderhooks.cli import _outcome_line
+
     bad = tmp_path / "bad.json"
     bad.write_bytes(b'{"order": {"orderId": "1", "updatedAt": "2024-01-01T00:00:00Z", "totalPrice": "abc"}}')
     done = send(stack, "orders/update", "--file", str(bad), "--shop", "send.genmystore.com")
     outcome = json.loads(done.stdout)
-    assert outcome["status"] == "quarantined" and "totalPrice" in outcome["error"] and done.returncode == 1
+    assert outcome["httpStatus"] == 202 and done.returncode == 1
+    assert (outcome["status"], outcome["error"]) == ("quarantined", "order.totalPrice: not a decimal amount ('abc')")
+    assert _outcome_line(outcome) == "quarantined: order.totalPrice: not a decimal amount ('abc')", "on a terminal"
 
 
 def test_a_refused_delivery_prints_the_status_and_the_error(stack):

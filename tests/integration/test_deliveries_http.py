@@ -1,10 +1,11 @@
 """`POST /webhooks/genstore` over HTTP (the in-process app on the session's real Redis): the
-de-duplication key in each of its forms, and every row of the response table with the metric
-label it is counted under."""
+de-duplication key in each of its forms, every row of the response table with the metric label it is
+counted under, and the receiver leaving the body to the worker."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 import time
 import uuid
@@ -21,10 +22,13 @@ with warnings.catch_warnings():  # starlette suggests another httpx package; the
 from orderhooks.embedded import free_port
 from receiver.app import create_app
 from schemas.samples import example_for_topic
+from storage.keys import GENSTORE, event_ref
 from tests.conftest import TOKEN
 from tests.support.metrics import parse, value
+from tests.support.normalizer import refusing, replace_normalizer
 from tests.support.payloads import SHOP
 from tests.support.signing import post_delivery, signed_headers
+from workers import jobs
 
 BODY = example_for_topic("orders/create")
 
@@ -180,6 +184,53 @@ def test_no_shop_header_is_202_quarantined_with_the_reason(client):
     assert event["status"] == "quarantined" and "X-Genstore-Shop-Domain" in event["error"]
     assert event["raw"].encode() == BODY, "the raw bytes are kept"
     assert grew(client, before, "orders/create", "quarantined") == 1
+
+
+def quarantined_total(client) -> float:
+    return value(counts(client), "orderhooks_events_quarantined_total") or 0
+
+
+BAD_PRICE = b'{"order": {"orderId": "9001", "updatedAt": "2024-01-01T00:00:00Z", "totalPrice": "abc"}}'
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (BAD_PRICE, "order.totalPrice: not a decimal amount ('abc')"),
+    (b"{not json", "body is not valid JSON: "),
+    (b"[" * 40 + b"]" * 40, "body is not valid JSON: nested deeper than 32 levels"),
+    (b'\xff\xfe{"order": {}}', "body is not UTF-8: "),
+])
+def test_a_body_that_does_not_normalize_is_202_queued_then_quarantined_by_the_worker(client, body, reason):
+    before, quarantined = counts(client), quarantined_total(client)
+    event_id = str(uuid.uuid4())
+    r = post_delivery(client, "orders/update", body, event_id=event_id)
+    assert r.status_code == 202 and r.json() == {"id": event_id, "status": "queued"}, "the receiver parses nothing"
+    assert grew(client, before, "orders/update", "accepted") == 1
+    event = stored(client, event_id)
+    assert (event["status"], event["error"], event["orderId"]) == ("queued", None, None)
+    jobs.process_events([event_ref(GENSTORE, SHOP, event_id)])
+    event = stored(client, event_id)
+    assert event["status"] == "quarantined" and event["error"].startswith(reason), event["error"]
+    kept = event["raw"].encode() if event["raw"] is not None else base64.b64decode(event["rawBase64"])
+    assert kept == body, "the raw bytes are kept"
+    assert quarantined_total(client) == quarantined + 1, "counted once, by the worker"
+    jobs.process_events([event_ref(GENSTORE, SHOP, event_id)])  # the same event again: nothing more
+    assert stored(client, event_id)["status"] == "quarantined" and quarantined_total(client) == quarantined + 1
+
+
+def test_the_receiver_never_calls_the_normalizer(client, monkeypatch):
+    """Whatever the body (one the normalizer would take long on, or refuse), the answer is `queued` and the
+    stored bytes are exactly those sent: the receiver verifies, de-duplicates and stores, nothing more."""
+    calls: list = []
+    replace_normalizer(refusing(calls), monkeypatch.setattr)
+    deep = b'{"order": ' * 20_000 + b"1" + b"}" * 20_000
+    for body in (BODY, deep, b"{not json", b"\x00" * 1000):
+        event_id = str(uuid.uuid4())
+        r = post_delivery(client, "orders/create", body, event_id=event_id)
+        assert r.status_code == 202 and r.json() == {"id": event_id, "status": "queued"}
+        raw = client.app.state.store.redis.hget(client.app.state.store.keys.event(
+            event_ref(GENSTORE, SHOP, event_id)), "raw")
+        assert raw == body
+    assert calls == []
 
 
 def test_unauthorized_is_401_and_not_stored(client):

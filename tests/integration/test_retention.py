@@ -16,9 +16,11 @@ def test_event_hash_and_order_history_expire(ctx):
     d = make_delivery("r1", "orders/create", "acme.genmystore.com", example_for_topic("orders/create"))
     store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ttl=3600)
     assert 3500 < ctx.redis.ttl(ctx.keys.event(d.ref)) <= 3600
-    assert 3500 < ctx.redis.ttl(ctx.keys.order_events("genstore", "acme.genmystore.com", "1001")) <= 3600
+    history = ctx.keys.order_events("genstore", "acme.genmystore.com", "1001")
+    assert ctx.redis.ttl(history) == -2, "the receiver does not read the body: the order is not known yet"
     assert ctx.redis.ttl(ctx.keys.order("genstore", "acme.genmystore.com", "1001")) == -2  # not written yet
     jobs.process_events([d.ref])
+    assert 3500 < ctx.redis.ttl(history) <= 3600, "the history lives as long as its events"
     assert ctx.redis.ttl(ctx.keys.order("genstore", "acme.genmystore.com", "1001")) == -1, "the projection is kept"
 
 

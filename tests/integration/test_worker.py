@@ -3,6 +3,7 @@ per-handler retries, replay and the sweeper."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -161,41 +162,88 @@ def test_testing_helper_feeds_handlers_without_redis():
     assert results[f"{remember.__module__}.{remember.__qualname__}"] is None
 
 
-def test_events_of_a_new_shop_are_found_by_order_id_before_they_are_applied(ctx):
+def test_the_order_id_and_the_order_history_are_written_when_the_worker_applies_the_event(ctx):
+    """The receiver does not read the body, so an event's order is known once the worker normalized it."""
     from storage.queries import list_events
 
-    d = make_delivery("q1", "orders/create", "new.genmystore.com", example_for_topic("orders/create"))
-    store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ctx.settings.event_ttl)
-    assert [r.id for r in list_events(ctx.redis, ctx.keys, order_id="1001")] == ["q1"]
+    shop = "new.genmystore.com"
+    for event_id, topic in (("q1", "orders/create"), ("q2", "refunds/create")):
+        d = make_delivery(event_id, topic, shop, example_for_topic(topic))
+        store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ctx.settings.event_ttl)
+    assert load_event(ctx.redis, ctx.keys, ref("q1", shop)).order_id is None
+    assert list_events(ctx.redis, ctx.keys, order_id="1001") == []
+    calls = []
+    on("*")(lambda event: calls.append((event.id, event.order_id)))
+    jobs.process_events([ref("q1", shop), ref("q2", shop)])
+    assert sorted(calls) == [("q1", "1001"), ("q2", "1001")], "handlers see the order id"
+    assert load_event(ctx.redis, ctx.keys, ref("q1", shop)).order_id == "1001"
+    assert [r.id for r in list_events(ctx.redis, ctx.keys, order_id="1001")] == ["q2", "q1"], "newest first"
+    history = ctx.keys.order_events(GENSTORE, shop, "1001")
+    received = load_event(ctx.redis, ctx.keys, ref("q1", shop)).received_at
+    assert ctx.redis.zscore(history, ref("q1", shop)) == received, "scored by received time"
+    assert 0 < ctx.redis.ttl(history) <= ctx.settings.event_ttl, "and kept as long as its events"
 
 
-def test_queued_event_whose_body_no_longer_normalizes_is_quarantined_with_the_reason(ctx):
-    """Only the raw body is stored; an event an older version queued is re-normalized by the worker."""
-    from storage.intake import Delivery
-
-    older = Delivery(id="old-1", topic="orders/update", shop=SHOP, raw=b'{"order": {"orderId": "9"}}',
-                     status="queued", order_id="9")  # no updatedAt: today's normalize refuses it
-    assert store_deliveries(ctx.redis, ctx.keys, ctx.queue, [older], ctx.settings.event_ttl) == [True]
-    assert apply_events(ctx.redis, ctx.keys, [ref("old-1")], lambda topic: []) == []
-    record = load_event(ctx.redis, ctx.keys, ref("old-1"))
+def test_queued_event_whose_body_does_not_normalize_is_quarantined_by_the_worker_with_the_reason(ctx):
+    """Only the raw body is stored, unread by the receiver; the worker normalizes it and quarantines it."""
+    assert store(ctx, "bad-1", "orders/update", b'{"order": {"orderId": "9"}}')  # no updatedAt
+    assert load_event(ctx.redis, ctx.keys, ref("bad-1")).status == "queued"
+    assert apply_events(ctx.redis, ctx.keys, [ref("bad-1")], lambda topic: []) == []
+    record = load_event(ctx.redis, ctx.keys, ref("bad-1"))
     assert record.status == "quarantined"
-    assert record.error == "no longer normalizes: order.updatedAt: missing"
-    assert ctx.redis.zscore(ctx.keys.events_by_status("quarantined"), ref("old-1")) is not None
-    assert ctx.redis.zscore(ctx.keys.events_by_status("queued"), ref("old-1")) is None
+    assert record.error == "order.updatedAt: missing", "the reason, as the normalizer gives it"
+    assert record.raw == b'{"order": {"orderId": "9"}}'
+    assert ctx.redis.zscore(ctx.keys.events_by_status("quarantined"), ref("bad-1")) is not None
+    assert ctx.redis.zscore(ctx.keys.events_by_status("queued"), ref("bad-1")) is None
     assert get_order(ctx.redis, ctx.keys, GENSTORE, SHOP, "9") is None
+
+
+def test_a_quarantine_is_counted_and_notified_once_however_many_workers_see_the_event(ctx):
+    from dataclasses import replace
+
+    from storage.metrics import WorkerCounts
+    from storage.notices import group_member
+
+    ctx.settings = replace(ctx.settings, notify_urls=("http://127.0.0.1:9/hook",))
+    for i in range(3):
+        store(ctx, f"bad-{i}", "orders/create", b"{not json")
+    refs = [ref(f"bad-{i}") for i in range(3)]
+    barrier = threading.Barrier(3)
+
+    def work():
+        barrier.wait()
+        jobs.process_events(refs)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    jobs.process_events(refs)  # once more, as a sweeper's job would
+    assert WorkerCounts.parse(ctx.redis.hgetall(ctx.keys.metrics)).totals == {"quarantined": 3}
+    group = ctx.redis.hgetall(ctx.keys.notify_group(group_member("events.quarantined", SHOP)))
+    assert int(group[b"count"]) == 3
+    examples = [json.loads(e) for e in ctx.redis.lrange(ctx.keys.notify_examples(
+        group_member("events.quarantined", SHOP)), 0, -1)]
+    assert sorted(e["id"] for e in examples) == ["bad-0", "bad-1", "bad-2"]
+    assert all(e["reason"].startswith("body is not valid JSON") and e["topic"] == "orders/create"
+               for e in examples)
 
 
 def test_a_group_is_stored_in_one_script_with_each_delivery_flagged(ctx):
     ds = [make_delivery(f"g{i}", "orders/create", SHOP, example_for_topic("orders/create")) for i in range(3)]
     ds.append(make_delivery("g1", "orders/create", SHOP, example_for_topic("orders/create")))  # resent at once
     ds.append(make_delivery("g-junk", "orders/create", SHOP, b"not json"))
+    ds.append(make_delivery("g-noshop", "orders/create", "", b"not json"))
     flags = store_deliveries(ctx.redis, ctx.keys, ctx.queue, ds, ctx.settings.event_ttl)
-    assert flags == [True, True, True, False, True]
+    assert flags == [True, True, True, False, True, True]
     stored = load_event(ctx.redis, ctx.keys, ref("g0"))
     assert stored.raw == example_for_topic("orders/create") and stored.status == "queued"
-    assert stored.order_id == "1001" and stored.event is not None and stored.event.order_id == "1001"
+    assert stored.order_id is None and stored.event is not None and stored.event.order_id == "1001"
     junk = load_event(ctx.redis, ctx.keys, ref("g-junk"))
-    assert junk.status == "quarantined" and junk.error.startswith("body is not valid JSON") and junk.event is None
-    assert ctx.redis.zcard(ctx.keys.events) == 4
-    assert ctx.redis.zcard(ctx.keys.order_events(GENSTORE, SHOP, "1001")) == 3
+    assert junk.status == "queued" and junk.raw == b"not json", "the receiver stores what it cannot read too"
+    shopless = load_event(ctx.redis, ctx.keys, ref("g-noshop", ""))
+    assert shopless.status == "quarantined" and "X-Genstore-Shop-Domain" in shopless.error
+    assert ctx.redis.zcard(ctx.keys.events) == 5
+    assert ctx.redis.zcard(ctx.keys.order_events(GENSTORE, SHOP, "1001")) == 0, "written once applied"
     assert ctx.redis.ttl(ctx.keys.event(ref("g0"))) > 0

@@ -46,7 +46,8 @@ def test_sign_in_filter_open_an_event_and_replay_it(page, ui_stack, shot):
     failing = post(ui_stack, "orders/fulfilled", order_body("orders/fulfilled", order_id, "2024-05-02T10:00:00+02:00",
                                                                  note=note))
     quarantined = post(ui_stack, "orders/paid", b"{not json")
-    assert quarantined["status"] == "quarantined"
+    assert quarantined["status"] == "queued"
+    wait_for(lambda: ui_stack.event(quarantined["id"])["status"] == "quarantined", 30, what="the worker to quarantine")
     wait_for(lambda: ui_stack.event(failing["id"])["status"] == "failed", 30, what="the handler to fail for good")
 
     # Sign in: the form, a wrong token, then the right one. No token in any URL; the cookie is HttpOnly, Strict.

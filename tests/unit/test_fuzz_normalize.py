@@ -18,8 +18,8 @@ comes in:
   refused the body in an id or a currency;
 - numbers in unknown fields keep their exact value through every JSON form,
   never as a float; `NormalizedEvent.from_json` rebuilds the same event;
-- `schemas.triage()`, what the receiver and the worker run on a
-  verified delivery, always answers queued, quarantined or ignored.
+- `schemas.retriage()`, what a replay runs on a stored delivery, always
+  answers queued, quarantined or ignored.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from schemas import (
     merge,
     normalize,
     order_view,
-    triage,
+    retriage,
 )
 from schemas.samples import load
 from schemas.types import Count, Currency, Id, Money, Text
@@ -460,13 +460,13 @@ _SHOPS = st.one_of(st.just("acme.genmystore.com"), st.just(""), st.text(max_size
 
 @FUZZ
 @given(topic=_TOPICS_AND_JUNK, shop=_SHOPS, sample=st.sampled_from(SAMPLES), data=st.data())
-def test_triage_never_crashes(topic: str, shop: str, sample: tuple[str, str], data: st.DataObject) -> None:
-    """What the receiver stores and the worker replays: always one of three answers, never an exception."""
+def test_retriage_never_crashes(topic: str, shop: str, sample: tuple[str, str], data: st.DataObject) -> None:
+    """What a replay decides for a stored delivery: always one of three answers, never an exception."""
     tree = _fresh(sample[1])
     if data.draw(st.booleans(), label="mutate"):
         tree = _mutate(data, tree)
     body = _damage(data, _dumps(tree).encode())
-    status, event, order_id, error = triage(topic, shop, body)
+    status, event, order_id, error = retriage(topic, shop, body)
     assert status in ("queued", "quarantined", "ignored")
     if status == "queued":
         assert event is not None and order_id == event.order_id and error is None
