@@ -665,10 +665,15 @@ def _one_event(ctx, event_id: str, shop: str | None, platform: str | None):
 @click.argument("event_id")
 @click.option("--shop", help="the event's shop, when its id is used by several shops")
 @click.option("--platform", help="the event's platform (genstore)")
-def event(event_id, shop, platform) -> None:
-    """Show one event: raw body, normalized form, each handler's outcome."""
+@click.option("--raw", "raw", is_flag=True, help="print only the body, byte for byte as it was received")
+def event(event_id, shop, platform, raw) -> None:
+    """Show one event: raw body, normalized form, each handler's outcome (--raw: the body alone)."""
     ctx = _store()
     record = _one_event(ctx, event_id, shop, platform)
+    if raw:  # stored compressed (`storage.codec`); written out as received, for diff, jq or a replay by hand
+        sys.stdout.buffer.write(record.raw)
+        sys.stdout.buffer.flush()
+        return
     console.print_json(json.dumps(record.detail()))
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import random
 import threading
 import time
@@ -36,6 +35,7 @@ from platforms import HydrateFailure, Platform
 from schemas import NormalizedEvent, Projection, order_view
 from schemas import bigcommerce as bc
 from storage.keys import Keys
+from storage.projection import read_projection
 from storage.status import Status
 
 __all__ = ["PLATFORM", "BigCommerceClient", "BigCommerceError", "Quota", "V2Error", "accept", "hydrate"]
@@ -338,8 +338,8 @@ def _unregistered(shop: str):
 
 
 def _stored_order(redis: Redis, keys: Keys, shop: str, order_id: str) -> bool:
-    raw = redis.get(keys.order(NAME, shop, order_id))
-    return bool(raw) and Projection.from_json(json.loads(raw)).order is not None
+    projection = read_projection(redis.get(keys.order(NAME, shop, order_id)))
+    return projection is not None and projection.order is not None
 
 
 def hydrate(ctx, records: Sequence[Any]) -> dict[str, Any]:

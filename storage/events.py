@@ -13,6 +13,7 @@ from functools import cached_property
 from redis import Redis
 
 from schemas import NormalizationError, NormalizedEvent, UnknownTopic, normalize
+from storage import codec
 from storage.keys import GENSTORE, Keys, event_ref, part, split_shop_member
 from storage.status import STATUSES, Status
 
@@ -21,6 +22,15 @@ HANDLER_FIELD = "handler:"
 
 def _s(value: bytes | None) -> str | None:
     return value.decode("utf-8", "replace") if value is not None else None
+
+
+def _body(stored: bytes, encoding: bytes | None) -> bytes:
+    """The body as received, from the `raw` field and its `encoding` (`storage.codec`). Bytes that do not
+    decode (changed by hand in Redis) are shown as they are stored, and then do not normalize."""
+    try:
+        return codec.decode(stored, encoding)
+    except ValueError:
+        return stored
 
 
 @dataclass
@@ -50,6 +60,7 @@ class EventRecord:
 
     @classmethod
     def from_hash(cls, h: dict[bytes, bytes]) -> EventRecord | None:
+        """The record of an event hash (`raw` decoded back to the body as received)."""
         if not h or b"id" not in h:
             return None
         text = {k.decode(): v for k, v in h.items()}
@@ -63,7 +74,7 @@ class EventRecord:
             shop=_s(text.get("shop")) or "",
             status=_s(text.get("status")) or "",
             received_at=float(text.get("received_at") or 0),
-            raw=text.get("raw") or b"",
+            raw=_body(text.get("raw") or b"", text.get("encoding")),
             source=_s(text.get("source")) or "webhook",
             order_id=_s(text.get("order_id")),
             error=_s(text.get("error")) or None,

@@ -27,6 +27,7 @@ from rq import Queue
 from rq.job import Job
 
 from schemas import triage
+from storage import codec
 from storage.connection import execute_replicated, rq_pipeline
 from storage.keys import GENSTORE, Keys, event_ref, shop_member
 from storage.status import Status
@@ -202,7 +203,11 @@ def stage_deliveries(redis: Redis, keys: Keys, queue: Queue, deliveries: Sequenc
             event_key = keys.event(ref)
             event_keys += [event_key, keys.events_by_status(d.status), keys.events_by_topic(d.topic),
                            keys.order_events(d.platform, d.shop, d.order_id) if d.order_id else event_key]
-            args += [json.dumps(d.meta(), separators=(",", ":")), d.raw, ref,
+            meta = d.meta()
+            stored, encoding = codec.encode(d.raw)  # `raw` as received, or compressed and said so
+            if encoding:
+                meta["encoding"] = encoding
+            args += [json.dumps(meta, separators=(",", ":")), stored, ref,
                      shop_member(d.platform, d.shop) if d.shop else ""]
         pipe.eval(STORE_EVENTS, len(event_keys), *event_keys, *args)
     queued = list(dict.fromkeys(d.ref for d in deliveries if d.status == Status.QUEUED))

@@ -20,6 +20,7 @@ from redis import Redis
 from redis import exceptions as redis_errors
 
 from schemas import NormalizedEvent, Projection, merge
+from storage import codec
 from storage.connection import unavailable_reason
 from storage.events import HANDLER_FIELD, EventRecord, load_events
 from storage.keys import Keys, shop_member
@@ -46,9 +47,19 @@ def _dumps(data: dict) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
+def read_projection(stored: bytes | None) -> Projection | None:
+    """An order's projection from its key's value: JSON, compressed by `storage.codec.pack` (or as written
+    before compression came), None for no value."""
+    return Projection.from_json(json.loads(codec.unpack(stored))) if stored else None
+
+
+def dump_projection(projection: Projection) -> bytes:
+    """What an order's key holds: its projection's JSON (sorted keys, no spaces), compressed when that pays."""
+    return codec.pack(_dumps(projection.to_json()).encode())
+
+
 def load_projection(redis: Redis, keys: Keys, platform: str, shop: str, order_id: str) -> Projection | None:
-    raw = redis.get(keys.order(platform, shop, order_id))
-    return Projection.from_json(json.loads(raw)) if raw else None
+    return read_projection(redis.get(keys.order(platform, shop, order_id)))
 
 
 class Unavailable(Exception):
@@ -249,7 +260,7 @@ def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
             try:  # an order's key holding something else fails that order's events only
                 if isinstance(_check(raw), Exception):
                     raise raw
-                current = Projection.from_json(json.loads(raw)) if raw else None
+                current = read_projection(raw)
             except Unavailable:
                 raise
             except Exception as exc:
@@ -258,7 +269,7 @@ def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
             applied = _fold(current, recs, errors)
             if not applied:
                 continue
-            new_raw = _dumps(applied[-1].projection.to_json())
+            new_raw = dump_projection(applied[-1].projection)
             ev_keys: list[str] = []
             ev_args: list[str] = []
             for a in applied:

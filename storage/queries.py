@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +11,7 @@ from redis import Redis
 from schemas import Projection, order_view
 from storage.events import EventRecord, load_events
 from storage.keys import GENSTORE, Keys, split_shop_member
+from storage.projection import read_projection
 
 ORDER_STATUSES = ("open", "closed", "cancelled", "any")
 
@@ -59,8 +59,8 @@ def _state(platform: str, order: dict) -> tuple[bool, bool]:
 
 
 def get_order(redis: Redis, keys: Keys, platform: str, shop: str, order_id: str) -> dict | None:
-    raw = redis.get(keys.order(platform, shop, order_id))
-    return _view(platform, Projection.from_json(json.loads(raw)), shop) if raw else None
+    projection = read_projection(redis.get(keys.order(platform, shop, order_id)))
+    return _view(platform, projection, shop) if projection else None
 
 
 def find_orders(redis: Redis, keys: Keys, order_id: str, shop: str | None = None) -> list[tuple[str, str, str]]:
@@ -127,7 +127,7 @@ def iter_orders(redis: Redis, keys: Keys, platform: str, shop: str, flt: OrderFi
         for raw in redis.mget([keys.order(platform, shop, i) for i in part]):
             if not raw:
                 continue
-            view = _view(platform, Projection.from_json(json.loads(raw)), shop)
+            view = _view(platform, read_projection(raw), shop)
             if view is not None and flt.accepts(view, platform):
                 yield view
 

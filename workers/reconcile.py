@@ -37,7 +37,7 @@ from schemas import ORDERS_RECONCILE, NormalizedEvent, Projection, merge
 from storage import metrics, notices
 from storage.intake import Delivery, store_deliveries
 from storage.keys import GENSTORE
-from storage.projection import apply_events
+from storage.projection import apply_events, read_projection
 from storage.shops import TokenUnreadable, get_shop, record_run
 from storage.status import Status
 from storage.store import Store
@@ -145,11 +145,8 @@ class _Lock:
 
 def _local(ctx: Store, shop: str, order_ids: list[str]) -> dict[str, Projection | None]:
     """The stored projections of these orders, in one round trip."""
-    import json
-
     raws = ctx.redis.mget([ctx.keys.order(GENSTORE, shop, oid) for oid in order_ids]) if order_ids else []
-    return {oid: Projection.from_json(json.loads(raw)) if raw else None
-            for oid, raw in zip(order_ids, raws, strict=True)}
+    return {oid: read_projection(raw) for oid, raw in zip(order_ids, raws, strict=True)}
 
 
 def apply_page(ctx: Store, shop: str, page: OrderPage, summary: Summary, seen: set[str]) -> None:

@@ -16,6 +16,7 @@ import uuid
 import httpx
 import pytest
 
+from storage.keys import GENSTORE, Keys, event_ref
 from tests.conftest import SECRET
 from tests.support.payloads import order_body
 from tests.support.stack import DB, ROOT, free_port, run_cli, running_stack, wait_for
@@ -69,6 +70,21 @@ def test_send_a_file_with_an_event_id_then_read_it_back(cli_stack, tmp_path):
     assert event["handlers"]["tests.e2e.handlers_app.record_everything"]["status"] == "ok"
     order = as_json(cli_stack.cli("order", "501", "--shop", s))
     assert (order["orderId"], order["note"], order["shop"]) == ("501", "from a file", s)
+
+
+def test_a_body_is_stored_compressed_and_event_raw_prints_it_byte_for_byte(cli_stack, tmp_path):
+    s, event_id = shop(), f"cli-raw-{uuid.uuid4()}"
+    payload = tmp_path / "order.json"
+    body = order_body("orders/create", "502", "2024-06-01T10:00:00Z", note="caf\u00e9 \u2615")
+    payload.write_bytes(body + b"\n")  # a trailing newline is part of the body too
+    assert send(cli_stack, "orders/create", "--file", str(payload), "--shop", s, "--event-id", event_id).returncode == 0
+    key = Keys().event(event_ref(GENSTORE, s, event_id))
+    stored, encoding = cli_stack.redis.hmget(key, "raw", "encoding")
+    assert encoding == b"zstd:orders-1" and len(stored) < len(body) * 0.4, "compressed with the orders dictionary"
+    done = subprocess.run([sys.executable, "-m", "orderhooks.cli", "event", event_id, "--shop", s, "--raw"],
+                          env=cli_stack.env, cwd=ROOT, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == payload.read_bytes(), "the body as received, not the stored bytes"
 
 
 def test_send_with_the_standard_webhooks_scheme(cli_stack):

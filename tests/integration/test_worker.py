@@ -247,3 +247,22 @@ def test_a_group_is_stored_in_one_script_with_each_delivery_flagged(ctx):
     assert ctx.redis.zcard(ctx.keys.events) == 5
     assert ctx.redis.zcard(ctx.keys.order_events(GENSTORE, SHOP, "1001")) == 0, "written once applied"
     assert ctx.redis.ttl(ctx.keys.event(ref("g0"))) > 0
+
+
+def test_an_order_is_stored_compressed_and_one_stored_before_compression_reads_and_updates(ctx):
+    from storage import codec
+
+    store(ctx, "z-1", "orders/create", payload("8801", "2024-01-01T00:00:00Z"))
+    jobs.process_events([ref("z-1")])
+    key = ctx.keys.order(GENSTORE, SHOP, "8801")
+    stored = ctx.redis.get(key)
+    text = codec.unpack(stored)
+    assert stored[:4] == codec.MAGIC and len(stored) < len(text) * 0.4
+    assert get_order(ctx.redis, ctx.keys, GENSTORE, SHOP, "8801")["orderId"] == "8801"
+    ctx.redis.set(key, text)  # as a release before compression wrote it
+    assert get_order(ctx.redis, ctx.keys, GENSTORE, SHOP, "8801")["updatedAt"].startswith("2024-01-01")
+    store(ctx, "z-2", "orders/update", payload("8801", "2024-02-01T00:00:00Z"))
+    jobs.process_events([ref("z-2")])
+    assert load_event(ctx.redis, ctx.keys, ref("z-2")).status == "processed", "the plain value compared and replaced"
+    assert ctx.redis.get(key)[:4] == codec.MAGIC
+    assert get_order(ctx.redis, ctx.keys, GENSTORE, SHOP, "8801")["updatedAt"].startswith("2024-02-01")
