@@ -354,6 +354,14 @@ def stage_handler_outcome(pipe, keys: Keys, ref: str, handler: str, outcome: dic
     return position
 
 
+def stage_first_success(pipe, keys: Keys, ref: str, handler: str, outcome: dict) -> None:
+    """Queue on `pipe` the success of a handler's first call on an event applied just now: only its field is
+    written. `stage_handler_outcome` would find nothing else to change: applying left the event `processed`
+    or `stale` with no error and its attempts at least 1, and an outcome that fails or retries is recorded
+    through that script, which reads every handler's field, whichever is written first."""
+    pipe.hset(keys.event(ref), HANDLER_FIELD + handler, json.dumps(outcome))
+
+
 def status_change(reply) -> StatusChange | None:
     """What the reply of a staged handler outcome says; None when the event is gone."""
     if not isinstance(reply, list) or len(reply) < 6:

@@ -23,7 +23,7 @@ from schemas import NormalizedEvent, Projection, merge
 from storage import codec
 from storage.connection import unavailable_reason
 from storage.events import HANDLER_FIELD, EventRecord, load_events
-from storage.keys import Keys, shop_member
+from storage.keys import Keys
 from storage.status import HandlerOutcome, Status
 
 MAX_RACES = 50
@@ -130,55 +130,72 @@ def _fold(current: Projection | None, records: list[EventRecord], failed: dict[s
     return applied
 
 
-# Compare-and-set of one order's projection together with the status of the
-# events that produced it, and their place in the order's history (the receiver stores a body unread,
-# so an event's order is known once it is normalized here).
-# KEYS: order, orders index, shops, queued zset, dispatch zset, the order's history zset,
-#       then per event: event, its new status zset
-# ARGV: expected projection ('' = none), new projection, order id, shops-set member, processed_at,
-#       then per event: status, ref, received_at, field/value count n, n field/value pairs
-# Returns 1 on success, -1 when the projection changed since it was read,
-# -2 when one of the events is no longer queued (another worker applied it).
+# Compare-and-set of each order's projection together with the status of the events that produced it,
+# and their place in the order's history (the receiver stores a body unread, so an event's order is known
+# once it is normalized here). One call for a whole batch of orders: each order is checked and written on
+# its own (a key of one order holding something else fails that order alone, its writes so far kept, as a
+# call of its own would have).
+# KEYS: queued zset, dispatch zset, then per order: order, orders index, the order's history zset, then per
+#       event: event, its new status zset
+# ARGV: processed_at, number of orders, then per order: expected projection ('' = none), new projection,
+#       order id, number of events, then per event: status, ref, received_at, field/value count n, n pairs
+# Returns per order: 1 on success, -1 when the projection changed since it was read, -2 when one of its
+# events is no longer queued (another worker applied it), or 'E' and Redis's error.
 # The history lives as long as the longest-lived of its events (their hashes' TTL).
-APPLY_ORDER = """
-local current = redis.call('GET', KEYS[1]) or ''
-if current ~= ARGV[1] then return -1 end
-local nevents = (#KEYS - 6) / 2
-local a = 6
-for e = 1, nevents do
-  local ek = KEYS[6 + 2 * e - 1]
-  if redis.call('HGET', ek, 'status') ~= 'queued' then return -2 end
-  local n = tonumber(ARGV[a + 3])
-  a = a + 4 + n
-end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[4])
-a = 6
-for e = 1, nevents do
-  local ek = KEYS[6 + 2 * e - 1]
-  local zk = KEYS[6 + 2 * e]
-  local status = ARGV[a]
-  local ref = ARGV[a + 1]
-  local n = tonumber(ARGV[a + 3])
-  local fields = {'status', status, 'processed_at', ARGV[5]}
-  if ARGV[3] ~= '' then fields[#fields + 1] = 'order_id'; fields[#fields + 1] = ARGV[3] end
-  for i = a + 4, a + 3 + n do fields[#fields + 1] = ARGV[i] end
-  redis.call('HSET', ek, unpack(fields))
-  redis.call('HINCRBY', ek, 'attempts', 1)
-  local score = redis.call('ZSCORE', KEYS[4], ref)
-  redis.call('ZREM', KEYS[4], ref)
-  redis.call('ZADD', zk, score or ARGV[5], ref)
-  redis.call('ZADD', KEYS[5], ARGV[5], ref)
-  if ARGV[3] ~= '' then
-    redis.call('ZADD', KEYS[6], ARGV[a + 2], ref)
-    local ttl = redis.call('TTL', ek)
-    if ttl > 0 and redis.call('TTL', KEYS[6]) < ttl then redis.call('EXPIRE', KEYS[6], ttl) end
+APPLY_ORDERS = """
+local now = ARGV[1]
+local function one(k, a, nevents)
+  local current = redis.call('GET', KEYS[k]) or ''
+  if current ~= ARGV[a] then return -1 end
+  local e_a = a + 4
+  for e = 1, nevents do
+    if redis.call('HGET', KEYS[k + 1 + 2 * e], 'status') ~= 'queued' then return -2 end
+    e_a = e_a + 4 + tonumber(ARGV[e_a + 3])
   end
-  a = a + 4 + n
+  redis.call('SET', KEYS[k], ARGV[a + 1])
+  local oid = ARGV[a + 2]
+  redis.call('SADD', KEYS[k + 1], oid)
+  local longest = 0
+  e_a = a + 4
+  for e = 1, nevents do
+    local ek, zk = KEYS[k + 1 + 2 * e], KEYS[k + 2 + 2 * e]
+    local ref, received, n = ARGV[e_a + 1], ARGV[e_a + 2], tonumber(ARGV[e_a + 3])
+    local fields = {'status', ARGV[e_a], 'processed_at', now}
+    if oid ~= '' then fields[#fields + 1] = 'order_id'; fields[#fields + 1] = oid end
+    for i = e_a + 4, e_a + 3 + n do fields[#fields + 1] = ARGV[i] end
+    redis.call('HSET', ek, unpack(fields))
+    redis.call('HINCRBY', ek, 'attempts', 1)
+    redis.call('ZREM', KEYS[1], ref)
+    redis.call('ZADD', zk, received, ref)
+    redis.call('ZADD', KEYS[2], now, ref)
+    if oid ~= '' then
+      redis.call('ZADD', KEYS[k + 2], received, ref)
+      local ttl = redis.call('TTL', ek)
+      if ttl > longest then longest = ttl end
+    end
+    e_a = e_a + 4 + n
+  end
+  if longest > 0 and redis.call('TTL', KEYS[k + 2]) < longest then redis.call('EXPIRE', KEYS[k + 2], longest) end
+  return 1
 end
-return 1
+local out = {}
+local k, a = 3, 3
+for o = 1, tonumber(ARGV[2]) do
+  local nevents = tonumber(ARGV[a + 3])
+  local ok, result = pcall(one, k, a, nevents)
+  if ok then
+    out[o] = result
+  else
+    out[o] = 'E' .. tostring(type(result) == 'table' and result.err or result)
+  end
+  local e_a = a + 4
+  for e = 1, nevents do e_a = e_a + 4 + tonumber(ARGV[e_a + 3]) end
+  k = k + 3 + 2 * nevents
+  a = e_a
+end
+return out
 """
+
 
 # An event whose body does not normalize: quarantined with the reason, if it is still queued.
 # KEYS: event, queued zset, quarantined zset. ARGV: the event's ref, the reason.
@@ -255,7 +272,8 @@ def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
         currents = pipe.execute(raise_on_error=False)
         now = repr(time.time())
         plans = []
-        pipe = redis.pipeline(transaction=False)
+        order_keys_args: list[str] = []
+        order_args: list[str | bytes] = []
         for ((platform, shop, oid), recs), key, raw in zip(groups.items(), order_keys, currents, strict=True):
             try:  # an order's key holding something else fails that order's events only
                 if isinstance(_check(raw), Exception):
@@ -269,9 +287,8 @@ def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
             applied = _fold(current, recs, errors)
             if not applied:
                 continue
-            new_raw = dump_projection(applied[-1].projection)
-            ev_keys: list[str] = []
-            ev_args: list[str] = []
+            order_keys_args += [key, keys.orders(platform, shop), keys.order_events(platform, shop, oid)]
+            order_args += [raw or "", dump_projection(applied[-1].projection), oid, str(len(applied))]
             for a in applied:
                 status = Status.STALE if a.stale else Status.PROCESSED
                 fields = ["state", status, "outcome", a.outcome, "error", ""]
@@ -279,17 +296,23 @@ def apply_events(redis: Redis, keys: Keys, refs: Sequence[str], handler_names,
                     fields += ["apply_failures", "0", "retry_at", ""]
                 for name in handler_names(a.record.topic):
                     fields += [HANDLER_FIELD + name, _dumps({"status": HandlerOutcome.PENDING, "attempts": 0})]
-                ev_keys += [keys.event(a.record.ref), keys.events_by_status(status)]
-                ev_args += [status, a.record.ref, repr(a.record.received_at), str(len(fields)), *fields]
-            cas_keys = [key, keys.orders(platform, shop), keys.shops, keys.events_by_status(Status.QUEUED),
-                        keys.dispatching, keys.order_events(platform, shop, oid)]
-            # EVAL: a registered script would cost the pipeline a SCRIPT EXISTS round trip
-            pipe.eval(APPLY_ORDER, len(cas_keys) + len(ev_keys), *cas_keys, *ev_keys,
-                      raw or "", new_raw, oid, shop_member(platform, shop), now, *ev_args)
+                order_keys_args += [keys.event(a.record.ref), keys.events_by_status(status)]
+                order_args += [status, a.record.ref, repr(a.record.received_at), str(len(fields)), *fields]
             plans.append(applied)
-        results = pipe.execute(raise_on_error=False) if plans else []
+        if plans:
+            # EVAL: a registered script would cost a SCRIPT EXISTS round trip
+            script_keys = [keys.events_by_status(Status.QUEUED), keys.dispatching, *order_keys_args]
+            try:
+                results = redis.eval(APPLY_ORDERS, len(script_keys), *script_keys, now, len(plans), *order_args)
+            except Exception as exc:
+                _check(exc)
+                results = [exc] * len(plans)
+        else:
+            results = []
         todo = []
         for applied, result in zip(plans, results, strict=True):
+            if isinstance(result, bytes) and result.startswith(b"E"):  # Redis's error for this order's writes
+                result = redis_errors.ResponseError(result[1:].decode("utf-8", "replace"))
             if result == 1:
                 done += applied
             elif isinstance(_check(result), Exception):  # the order's write failed: its events did

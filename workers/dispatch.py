@@ -20,7 +20,7 @@ import structlog
 from schemas import NormalizedEvent, Order, Projection, Refund
 from storage import notices
 from storage.connection import rq_pipeline
-from storage.events import EventRecord, load_event, stage_handler_outcome, status_change
+from storage.events import EventRecord, load_event, stage_first_success, stage_handler_outcome, status_change
 from storage.intake import RUN_HANDLER_JOB
 from storage.keys import GENSTORE
 from storage.projection import Applied, load_projection
@@ -112,11 +112,16 @@ def call_handler(handler: Handler, event: HandlerEvent, event_ref: str, attempts
     return Outcome(event_ref, handler.name, {"status": HandlerOutcome.OK, "attempts": attempts, "at": _now_iso()})
 
 
-def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterable[str] = ()) -> None:
-    """One round trip: every outcome, retry jobs for those that will retry, dispatch bookkeeping."""
+def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterable[str] = (),
+                    just_applied: bool = False) -> None:
+    """One round trip: every outcome, retry jobs for those that will retry, dispatch bookkeeping.
+    `just_applied`: the events were applied by this job, and each handler was called once."""
     pipe = rq_pipeline(ctx.redis)
     evals: list[tuple[int, Outcome]] = []
     for o in outcomes:
+        if just_applied and o.data["status"] == HandlerOutcome.OK:
+            stage_first_success(pipe, ctx.keys, o.event_ref, o.handler, o.data)
+            continue
         evals.append((stage_handler_outcome(pipe, ctx.keys, o.event_ref, o.handler, o.data), o))
         if o.retry_in is not None:
             ctx.queue.enqueue_in(
@@ -168,7 +173,7 @@ def dispatch_applied(ctx: Context, applied: list[Applied]) -> list[Outcome]:
                             api=ctx.api_for(a.record.shop, a.record.platform))
         for handler in ctx.registry.matching(a.record.topic):
             outcomes.append(call_handler(handler, event, a.record.ref, 0, delays))
-    record_outcomes(ctx, outcomes, finished=[a.record.ref for a in applied])
+    record_outcomes(ctx, outcomes, finished=[a.record.ref for a in applied], just_applied=True)
     return outcomes
 
 
