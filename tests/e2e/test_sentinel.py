@@ -25,6 +25,7 @@ import redis as redislib
 from orderhooks.config import secret_bytes
 from receiver.verify import genstore_signature
 from schemas.samples import example_for_topic
+from storage import codec
 from storage.keys import GENSTORE, Keys, event_ref
 from tests.conftest import SECRET
 from tests.sentinel_cluster import SentinelCluster
@@ -184,7 +185,7 @@ def test_losing_the_primary_loses_no_acknowledged_delivery_with_one_replica_ackn
         history = client.zrange(KEYS.order_events(GENSTORE, SHOP, str(900_000 + n)), 0, -1)
         assert history == [event_ref(GENSTORE, SHOP, event_id).encode()]
         assert witness.llen(f"calls:{event_id}") >= 1, event_id
-    order = json.loads(client.get(KEYS.order(GENSTORE, SHOP, str(900_000 + BURST - 1))))["order"]
+    order = json.loads(codec.unpack(client.get(KEYS.order(GENSTORE, SHOP, str(900_000 + BURST - 1)))))["order"]
     assert order["orderId"] == str(900_000 + BURST - 1)
 
     # The handler retry that fell due after the failover ran (RQ's scheduler on the new primary), and the
