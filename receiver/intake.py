@@ -11,6 +11,7 @@ exception nobody expected still answers a JSON 503 with `Retry-After` (the sende
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -231,12 +232,62 @@ async def _submit(state: Any, delivery: Delivery, received: float) -> bool:
     return await state.writer.submit(delivery, ANSWER_WITHIN - (time.perf_counter() - received))
 
 
+class StoredLog:
+    """The `delivery_stored` log line of queued deliveries, one per group rather than one per delivery: the
+    ids answered in one turn of the event loop (a group commit's) go in one line, `count` and `event_ids`.
+    A structlog line costs about as much as everything else the receiver does for a delivery."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def add(self, event_id: str) -> None:
+        if not self.ids:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.ids.append(event_id)
+
+    def flush(self) -> None:
+        ids, self.ids = self.ids, []
+        if ids:
+            log.info("delivery_stored", status=Status.QUEUED, count=len(ids), event_ids=ids)
+
+
+_stored_log = StoredLog()
+
+
+class ThrottledLog:
+    """Log lines of refusals, at most `per_second` a second: a flood of wrongly signed deliveries must not
+    cost the receiver a log line each (every refusal is counted, and recorded in `receiver.rejected`). The
+    next line logged says how many were not (`not_logged`)."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self.second = 0
+        self.in_second = 0
+        self.not_logged = 0
+
+    def info(self, event: str, **fields: Any) -> None:
+        second = int(time.monotonic())
+        if second != self.second:
+            self.second, self.in_second = second, 0
+        self.in_second += 1
+        if self.in_second > self.per_second:
+            self.not_logged += 1
+            return
+        if self.not_logged:
+            fields["not_logged"], self.not_logged = self.not_logged, 0
+        log.info(event, **fields)
+
+
+REFUSALS_LOGGED = 20  # a second, per receiver process
+refusals = ThrottledLog(REFUSALS_LOGGED)
+
+
 async def _stored(state: Any, delivery: Delivery, context: dict) -> Answer:
     """The answer to a delivery just stored; one quarantined here (no shop) is counted and notified, as the
     worker does for a body that does not normalize."""
     status = delivery.status
     if status == Status.QUEUED:
-        log.info("delivery_stored", **context, status=status)
+        _stored_log.add(delivery.id)
         count(delivery.topic, "accepted")
         return _json(202, _status_body(delivery.id, status))
     log.info("delivery_stored", **context, status=status, reason=delivery.error)
@@ -318,7 +369,7 @@ class GenstoreWebhook(WebhookEndpoint):
             try:
                 standard_id = verify(headers.first, body, settings.secret_keys, settings.tolerance)
             except VerificationError as exc:
-                log.info("delivery_unauthorized", topic=topic, shop=shop, reason=str(exc))
+                refusals.info("delivery_unauthorized", topic=topic, shop=shop, reason=str(exc))
                 return _refuse(scope, headers, "unauthorized", 401, str(exc), topic, shop, body=body)
         event_id = event_id_for(headers, topic, shop, body, standard_id is not None)
         delivery = make_delivery(event_id, topic, shop, body, headers=headers.recorded())
@@ -359,7 +410,7 @@ class PlatformWebhook(WebhookEndpoint):
         try:
             delivery: Delivery = self.of.accept(headers.first, body, settings, headers.recorded())
         except VerificationError as exc:
-            log.info("delivery_unauthorized", platform=name, reason=str(exc))
+            refusals.info("delivery_unauthorized", platform=name, reason=str(exc))
             return _refuse(scope, headers, "unauthorized", 401, str(exc), "", "", body=body, platform=name)
         context = {"platform": name, "event_id": delivery.id, "topic": delivery.topic, "shop": delivery.shop,
                    "order_id": delivery.order_id}
