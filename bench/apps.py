@@ -1,11 +1,12 @@
-"""The two baseline receivers, served by uvicorn exactly as `orderhooks web` serves its app.
+"""The baseline receivers, served by uvicorn exactly as `orderhooks web` serves its app.
 
-- `bare_app`: reads the body and answers 200: the ceiling of uvicorn + Starlette.
+- `bare_app`: a Starlette endpoint that reads the body and answers 200: the ceiling of uvicorn +
+  Starlette, the figure the receiver is measured against.
+- `asgi_app`: a plain ASGI callable that reads the body and answers 200, no framework at all: the
+  ceiling of uvicorn alone (orderhooks' webhook routes are plain ASGI endpoints too, so this says
+  how much of the bare figure is Starlette's).
 - `naive_app`: verifies the signature and calls `rq.Queue.enqueue` per request,
   the usual first version of a webhook receiver.
-- `normalize_app`: reads the body and normalizes it (`retriage`), nothing else: no
-  signature, no Redis: what a receiver that normalized before answering could
-  reach at most (orderhooks' receiver leaves normalizing to the worker).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from starlette.routing import Route
 
 from orderhooks.config import secret_bytes
 from receiver.verify import VerificationError, verify
-from schemas import retriage
 
 PATH = "/webhooks/genstore"
 
@@ -35,14 +35,28 @@ def bare_app() -> Starlette:
     return Starlette(routes=[Route(PATH, receive, methods=["POST"])])
 
 
-def normalize_app() -> Starlette:
-    async def receive(request: Request) -> Response:
-        body = await request.body()
-        status, _, _, _ = retriage(request.headers.get("x-genstore-topic", ""),
-                                 request.headers.get("x-genstore-shop-domain", ""), body)
-        return JSONResponse({"status": status}, status_code=202)
+def asgi_app():
+    start = {"type": "http.response.start", "status": 200,
+             "headers": [(b"content-length", b"15"), (b"content-type", b"application/json")]}
+    answer = {"type": "http.response.body", "body": b'{"status":"ok"}'}
 
-    return Starlette(routes=[Route(PATH, receive, methods=["POST"])])
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":  # nothing to start or stop
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            more = message.get("more_body", False)
+        await send(start)
+        await send(answer)
+
+    return app
 
 
 def naive_app() -> Starlette:

@@ -15,7 +15,7 @@ from orderhooks import logs
 from orderhooks.config import Settings
 from receiver import api, convertors, metrics, openapi, ui  # noqa: F401 (convertors registers `anything`)
 from receiver.groupcommit import GroupWriter
-from receiver.intake import webhook_routes
+from receiver.intake import webhook_endpoints, webhook_routes
 from receiver.rejected import RejectedLog
 from storage.connection import connected_replicas, redis_client, redis_client_async
 from storage.intake import Delivery, store_deliveries_async
@@ -23,6 +23,25 @@ from storage.store import Store
 
 API = "/api/202412"
 GC_THRESHOLDS = (20_000, 20, 20)  # CPython's defaults are (700, 10, 10)
+
+
+class Receiver(Starlette):
+    """The Starlette app, with the webhook routes taken before it: a `POST` to one of them goes straight to its
+    ASGI endpoint, without the middleware stack and the router (the endpoint answers every error itself).
+    Every other request, and any other method on those paths (405), goes through Starlette as usual."""
+
+    def __init__(self, *args, webhooks: dict, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.webhooks = webhooks
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            endpoint = self.webhooks.get(scope["path"])
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 class ReplicaWatch:
@@ -41,7 +60,7 @@ class ReplicaWatch:
             await asyncio.sleep(1.0)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> Receiver:
     settings = settings or Settings.from_env()
     settings.require_verification()
     if not settings.redis_configured:
@@ -79,9 +98,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await aredis.aclose()
             redis.close()
 
-    app = Starlette(
+    webhooks = webhook_endpoints(settings)
+    app = Receiver(
+        webhooks=webhooks,
         routes=[
-            *webhook_routes(settings),
+            *webhook_routes(webhooks),
             Route(f"{API}/orders", api.list_orders),
             Route(f"{API}/orders/count", api.count_orders),
             Route(f"{API}/orders/{{order_id:anything}}", api.get_order),

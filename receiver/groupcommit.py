@@ -14,6 +14,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 class GroupWriter:
     def __init__(self, store: Callable[[Sequence[Any]], Awaitable[Sequence[Any]]], max_batch: int = 256) -> None:
         self._store = store
@@ -21,12 +26,22 @@ class GroupWriter:
         self._waiting: list[tuple[Any, asyncio.Future]] = []
         self._task: asyncio.Task | None = None
 
-    async def submit(self, item: Any) -> Any:
-        fut = asyncio.get_running_loop().create_future()
+    async def submit(self, item: Any, timeout: float | None = None) -> Any:
+        """The store's answer for `item`, once its group is written; TimeoutError after `timeout` seconds (the
+        item may still be written: its sender, told to retry, then finds it stored). A timer handle, not
+        `asyncio.wait_for`, which would start a task per call."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self._waiting.append((item, fut))
         if self._task is None:
             self._task = asyncio.create_task(self._run())
-        return await fut
+        if timeout is None:
+            return await fut
+        timer = loop.call_later(max(0.0, timeout), _expire, fut)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
 
     async def close(self) -> None:
         """Wait until everything submitted is written."""

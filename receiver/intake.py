@@ -1,7 +1,12 @@
-"""`POST /webhooks/genstore`: size → signature → duplicate → topic → shop → store.
+"""The webhook routes: `POST /webhooks/genstore` and each platform's (size → signature → duplicate → store).
 
 A 2xx is sent only once the delivery is durably in Redis. The body is stored as it came: the receiver
 does not parse or normalize it (the worker does, and quarantines a body that does not normalize).
+
+These routes are plain ASGI endpoints, the hot path of the receiver: no Request or Response objects. The
+headers are read in one pass over `scope["headers"]`, the body from `receive` (never past the size limit),
+and each answer is one `http.response.start` with pre-encoded headers and one `http.response.body`. An
+exception nobody expected still answers a JSON 503 with `Retry-After` (the sender retries), never a 500.
 """
 
 from __future__ import annotations
@@ -9,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
+from json.encoder import encode_basestring  # JSON string literal, non-ASCII kept as json.dumps(ensure_ascii=False)
+from typing import Any
 
 import redis
 import structlog
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from receiver import metrics
@@ -24,6 +31,10 @@ from storage.keys import GENSTORE
 from storage.status import Status
 
 log = structlog.get_logger("orderhooks.intake")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
 
 RETRY_AFTER = "5"
 # Every delivery is answered within 5 s of its body: what is not stored by then gets a 503 (a sender's
@@ -39,213 +50,384 @@ SINGLE_HEADERS = (
     "x-genstore-topic", "x-genstore-shop-domain", "x-genstore-event-id", "x-genstore-webhook-id",
     "x-genstore-hmac-sha256", "webhook-id", "webhook-timestamp", "webhook-signature",
 )
-
+_SINGLE_RANK = {name: i for i, name in enumerate(SINGLE_HEADERS)}
 
 MAX_HEADER_BYTES = 32 * 1024
 
 
-def headers_too_large(request: Request) -> bool:
-    """Genstore's headers are a few hundred bytes; refuse anything far beyond (the body has its own limit)."""
-    return sum(len(k) + len(v) for k, v in request.scope["headers"]) > MAX_HEADER_BYTES
+# -- reading a request ---------------------------------------------------------------------------------------
 
+class Headers:
+    """What the webhook routes need of a request's headers, from one pass over `scope["headers"]`.
 
-def duplicated_header(headers) -> str | None:
-    """The first header that must appear once but came several times (which copy counts would be a guess)."""
-    for name in SINGLE_HEADERS:
-        if len(headers.getlist(name)) > 1:
-            return name
-    return None
+    `first` maps each (lower-case) name to its first value decoded as Latin-1, as Starlette's `Headers`
+    would give it (`verify` and the platforms read that mapping); `text` reads a value as UTF-8."""
+
+    __slots__ = ("first", "raw", "size", "twice")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        first: dict[str, str] = {}
+        size = 0
+        twice = None
+        for key, value in raw:
+            size += len(key) + len(value)
+            name = key.decode("latin-1")
+            if name in first:
+                rank = _SINGLE_RANK.get(name)
+                if rank is not None and (twice is None or rank < _SINGLE_RANK[twice]):
+                    twice = name
+            else:
+                first[name] = value.decode("latin-1")
+        self.raw = raw
+        self.first = first
+        self.size = size
+        self.twice = twice  # the first of SINGLE_HEADERS sent more than once (which copy counts would be a guess)
+
+    def text(self, name: str, strict: bool = False) -> str | None:
+        """A header's first value decoded as UTF-8, trimmed; None when absent (or, if `strict`, not UTF-8).
+
+        Starlette decodes headers as Latin-1, which turns a UTF-8 shop domain into mojibake. Bytes that
+        are not UTF-8 are read as Latin-1 unless `strict`, so that an id still reads back byte for byte.
+        """
+        value = self.first.get(name)
+        if value is None or value.isascii():
+            return value if value is None else value.strip()
+        try:
+            return value.encode("latin-1").decode("utf-8").strip()
+        except UnicodeDecodeError:
+            return None if strict else value.strip()
+
+    def too_large(self) -> bool:
+        """Genstore's headers are a few hundred bytes; refuse anything far beyond (the body has its own limit)."""
+        return self.size > MAX_HEADER_BYTES
+
+    def declared_size(self) -> int | None:
+        declared = self.first.get("content-length", "")
+        return int(declared) if declared.isdigit() else None
+
+    def recorded(self) -> dict[str, str]:
+        """The headers kept with a stored event: the first value of each, signatures masked."""
+        first = self.first
+        kept = {k: first[k] for k in RECORDED_HEADERS if k in first}
+        for k in MASKED_HEADERS:
+            if k in first:
+                kept[k] = "****"
+        return kept
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+class ClientDisconnect(Exception):
+    pass
+
+
+async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
     """Read at most `limit` bytes; stop reading (and raise) as soon as the body is larger."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise BodyTooLarge
-        except ValueError:
-            pass
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
+    declared = headers.declared_size()
+    if declared is not None and declared > limit:
+        raise BodyTooLarge
+    message = await receive()
+    if message["type"] != "http.request":
+        raise ClientDisconnect
+    body = message.get("body", b"")
+    if len(body) > limit:
+        raise BodyTooLarge
+    if not message.get("more_body", False):
+        return body  # the whole body in one message: the usual case
+    chunks = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-def header_text(request: Request, name: bytes, strict: bool = False) -> str | None:
-    """A header's first value decoded as UTF-8, trimmed; None when absent (or, if `strict`, not UTF-8).
-
-    Starlette decodes headers as Latin-1, which turns a UTF-8 shop domain into mojibake. Bytes that
-    are not UTF-8 are read as Latin-1 unless `strict`, so that an id still reads back byte for byte.
-    """
-    for key, value in request.scope["headers"]:
-        if key == name:
-            try:
-                return value.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                return None if strict else value.decode("latin-1").strip()
-    return None
-
-
-def event_id_for(request: Request, topic: str, shop: str, body: bytes, standard: bool) -> str:
+def event_id_for(headers: Headers, topic: str, shop: str, body: bytes, standard: bool) -> str:
     """The de-duplication key, kept exactly as sent (keys escape or hash it, never the id itself)."""
-    names = (b"webhook-id",) if standard else (b"x-genstore-event-id", b"x-genstore-webhook-id")
+    names = ("webhook-id",) if standard else ("x-genstore-event-id", "x-genstore-webhook-id")
     for name in names:
-        value = header_text(request, name)
+        value = headers.text(name)
         if value:
             return value
     return "sha256:" + hashlib.sha256(f"{topic}\n{shop}\n".encode() + body).hexdigest()
 
 
-def recorded_headers(headers) -> dict[str, str]:
-    first: dict[str, str] = {}
-    for k, v in headers.items():  # one pass; the first value of a repeated header, as headers[k] gives
-        first.setdefault(k, v)
-    kept = {k: first[k] for k in RECORDED_HEADERS if k in first}
-    for k in MASKED_HEADERS:
-        if k in first:
-            kept[k] = "****"
-    return kept
+# -- answering -----------------------------------------------------------------------------------------------
+
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+_JSON = (b"content-type", b"application/json")
+_CLOSE = (b"connection", b"close")
+_RETRY = (b"retry-after", RETRY_AFTER.encode())
 
 
-def _answer(outcome: str, status: int, body: dict, topic: str, **extra) -> JSONResponse:
-    metrics.DELIVERIES.labels(topic=metrics.topic_label(topic), outcome=outcome).inc()
-    return JSONResponse(body, status_code=status, **extra)
+def _json(status: int, body: bytes, *extra: tuple[bytes, bytes]) -> Answer:
+    """An answer as Starlette's JSONResponse would send it (compact JSON, UTF-8)."""
+    return status, [(b"content-length", str(len(body)).encode()), _JSON, *extra], body
 
 
-def _refuse(request: Request, outcome: str, status: int, reason: str, topic: str, shop: str, *,
-            body: bytes | None = None, platform: str = GENSTORE, **extra) -> JSONResponse:
+def _status_body(event_id: str, status: str) -> bytes:
+    """`{"id": ..., "status": ...}`; the id JSON-escaped (it is whatever the sender sent)."""
+    return ('{"id":' + encode_basestring(event_id) + ',"status":"' + status + '"}').encode()
+
+
+def _quarantined_body(event_id: str, error: str | None) -> bytes:
+    escaped = "null" if error is None else encode_basestring(error)
+    return ('{"id":' + encode_basestring(event_id) + ',"status":"quarantined","error":' + escaped + "}").encode()
+
+
+def _error_body(reason: str) -> bytes:
+    return ('{"error":' + encode_basestring(reason) + "}").encode()
+
+
+UNAVAILABLE = _json(503, b'{"error":"storage unavailable, retry later"}', _RETRY)
+UNEXPECTED = _json(503, b'{"error":"the delivery could not be taken, retry later"}', _RETRY)
+
+_counters: dict[tuple[str, str], Any] = {}
+
+
+def count(topic: str, outcome: str) -> None:
+    """`orderhooks_deliveries_total{topic, outcome}` + 1, its label child looked up once per process."""
+    key = (metrics.topic_label(topic), outcome)
+    child = _counters.get(key)
+    if child is None:
+        child = _counters[key] = metrics.DELIVERIES.labels(topic=key[0], outcome=outcome)
+    child.inc()
+
+
+_refused_counters: dict[int, Any] = {}
+
+
+def _count_refused(status: int) -> None:
+    child = _refused_counters.get(status)
+    if child is None:
+        child = _refused_counters[status] = metrics.DELIVERIES_REFUSED.labels(status=str(status))
+    child.inc()
+
+
+def _refuse(scope: Scope, headers: Headers, outcome: str, status: int, reason: str, topic: str, shop: str, *,
+            body: bytes | None = None, platform: str = GENSTORE, close: bool = False) -> Answer:
     """A refusal before storing: counted by status and kept (`receiver.rejected`) for debugging the sender."""
-    metrics.DELIVERIES_REFUSED.labels(status=str(status)).inc()
-    rejected = getattr(request.app.state, "rejected", None)
+    _count_refused(status)
+    rejected = getattr(scope["app"].state, "rejected", None)
     if rejected is not None:
-        declared = request.headers.get("content-length", "")
-        rejected.record(request, status, reason, platform=platform, body=body,
-                        size=int(declared) if declared.isdigit() else None, topic=topic or None, shop=shop or None,
-                        event_id=header_text(request, b"x-genstore-event-id") or header_text(request, b"webhook-id"))
-    return _answer(outcome, status, {"error": reason}, topic, **extra)
+        rejected.record(status, reason, client=scope.get("client"), headers=headers.raw, platform=platform,
+                        body=body, size=headers.declared_size(), topic=topic or None, shop=shop or None,
+                        event_id=headers.text("x-genstore-event-id") or headers.text("webhook-id"))
+    count(topic, outcome)
+    return _json(status, _error_body(reason), _CLOSE) if close else _json(status, _error_body(reason))
 
 
-async def genstore_webhook(request: Request) -> JSONResponse:
-    started = time.perf_counter()
-    state = request.app.state
-    settings = state.settings
-    topic = header_text(request, b"x-genstore-topic") or ""
-    shop = (header_text(request, b"x-genstore-shop-domain", strict=True) or "").lower()
-    if headers_too_large(request):
-        return _refuse(request, "too_large", 431, f"request headers larger than {MAX_HEADER_BYTES} bytes", "", "")
-    try:
-        body = await read_body(request, settings.max_body)
-    except BodyTooLarge:
-        return _refuse(request, "too_large", 413, f"body larger than {settings.max_body} bytes", topic, shop,
-                       headers={"Connection": "close"})
-    except ClientDisconnect:
-        return _refuse(request, "disconnected", 400, "client disconnected", topic, shop)
-    received = time.perf_counter()
-    twice = duplicated_header(request.headers)
-    if twice:
-        return _refuse(request, "bad_request", 400, f"header {twice} sent more than once", topic, shop, body=body)
-    standard_id = None
-    if not settings.insecure_no_verify or settings.secret_keys:
-        try:
-            standard_id = verify(request.headers, body, settings.secret_keys, settings.tolerance)
-        except VerificationError as exc:
-            log.info("delivery_unauthorized", topic=topic, shop=shop, reason=str(exc))
-            return _refuse(request, "unauthorized", 401, str(exc), topic, shop, body=body)
-    event_id = event_id_for(request, topic, shop, body, standard_id is not None)
-    delivery: Delivery = make_delivery(event_id, topic, shop, body, headers=recorded_headers(request.headers))
-    context = {"event_id": event_id, "topic": topic, "shop": shop}
-    try:
-        stored = await asyncio.wait_for(state.writer.submit(delivery),
-                                        ANSWER_WITHIN - (time.perf_counter() - received))
-    except (redis.RedisError, TimeoutError) as exc:
-        log.warning("delivery_unavailable", **context, error=type(exc).__name__, detail=str(exc)[:200])
-        return _answer("unavailable", 503, {"error": "storage unavailable, retry later"}, topic,
-                       headers={"Retry-After": RETRY_AFTER})
-    metrics.ACK_SECONDS.observe(time.perf_counter() - started)
-    if not stored:
-        log.info("delivery_duplicate", **context)
-        return _answer("duplicate", 200, {"id": event_id, "status": "duplicate"}, topic)
-    return await _stored(request, delivery, context)
+async def _submit(state: Any, delivery: Delivery, received: float) -> bool:
+    """Store the delivery with its group; TimeoutError past ANSWER_WITHIN of its body's arrival."""
+    return await state.writer.submit(delivery, ANSWER_WITHIN - (time.perf_counter() - received))
 
 
-async def _stored(request: Request, delivery: Delivery, context: dict) -> JSONResponse:
+class StoredLog:
+    """The `delivery_stored` log line of queued deliveries, one per group rather than one per delivery: the
+    ids answered in one turn of the event loop (a group commit's) go in one line, `count` and `event_ids`.
+    A structlog line costs about as much as everything else the receiver does for a delivery."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def add(self, event_id: str) -> None:
+        if not self.ids:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.ids.append(event_id)
+
+    def flush(self) -> None:
+        ids, self.ids = self.ids, []
+        if ids:
+            log.info("delivery_stored", status=Status.QUEUED, count=len(ids), event_ids=ids)
+
+
+_stored_log = StoredLog()
+
+
+class ThrottledLog:
+    """Log lines of refusals, at most `per_second` a second: a flood of wrongly signed deliveries must not
+    cost the receiver a log line each (every refusal is counted, and recorded in `receiver.rejected`). The
+    next line logged says how many were not (`not_logged`)."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self.second = 0
+        self.in_second = 0
+        self.not_logged = 0
+
+    def info(self, event: str, **fields: Any) -> None:
+        second = int(time.monotonic())
+        if second != self.second:
+            self.second, self.in_second = second, 0
+        self.in_second += 1
+        if self.in_second > self.per_second:
+            self.not_logged += 1
+            return
+        if self.not_logged:
+            fields["not_logged"], self.not_logged = self.not_logged, 0
+        log.info(event, **fields)
+
+
+REFUSALS_LOGGED = 20  # a second, per receiver process
+refusals = ThrottledLog(REFUSALS_LOGGED)
+
+
+async def _stored(state: Any, delivery: Delivery, context: dict) -> Answer:
     """The answer to a delivery just stored; one quarantined here (no shop) is counted and notified, as the
     worker does for a body that does not normalize."""
-    log.info("delivery_stored", **context, status=delivery.status, reason=delivery.error)
-    body = {"id": delivery.id, "status": delivery.status}
-    if delivery.status == Status.IGNORED:
-        return _answer("ignored", 200, body, delivery.topic)
-    if delivery.status == Status.QUARANTINED:
-        store = request.app.state.store
-        await run_in_threadpool(notices.occurred, store.redis, store.keys, request.app.state.settings,
+    status = delivery.status
+    if status == Status.QUEUED:
+        _stored_log.add(delivery.id)
+        count(delivery.topic, "accepted")
+        return _json(202, _status_body(delivery.id, status))
+    log.info("delivery_stored", **context, status=status, reason=delivery.error)
+    if status == Status.IGNORED:
+        count(delivery.topic, "ignored")
+        return _json(200, _status_body(delivery.id, status))
+    if status == Status.QUARANTINED:
+        store = state.store
+        await run_in_threadpool(notices.occurred, store.redis, store.keys, state.settings,
                                 "events.quarantined", delivery.shop or None, 1,
                                 [{"id": delivery.id, "topic": delivery.topic, "order_id": delivery.order_id,
                                   "reason": (delivery.error or "")[:300]}], total=Status.QUARANTINED)
-        return _answer("quarantined", 202, body | {"error": delivery.error}, delivery.topic)
-    return _answer("accepted", 202, body, delivery.topic)
+        count(delivery.topic, "quarantined")
+        return _json(202, _quarantined_body(delivery.id, delivery.error))
+    count(delivery.topic, "accepted")
+    return _json(202, _status_body(delivery.id, status))
 
 
-async def platform_webhook(request: Request, platform) -> JSONResponse:
+async def _store(state: Any, delivery: Delivery, context: dict, started: float, received: float) -> Answer:
+    try:
+        stored = await _submit(state, delivery, received)
+    except (redis.RedisError, TimeoutError) as exc:
+        log.warning("delivery_unavailable", **context, error=type(exc).__name__, detail=str(exc)[:200])
+        count(delivery.topic, "unavailable")
+        return UNAVAILABLE
+    metrics.ACK_SECONDS.observe(time.perf_counter() - started)
+    if not stored:
+        log.info("delivery_duplicate", **context)
+        count(delivery.topic, "duplicate")
+        return _json(200, _status_body(delivery.id, "duplicate"))
+    return await _stored(state, delivery, context)
+
+
+class WebhookEndpoint:
+    """The ASGI endpoint of one platform's webhook route; `accept` reads a request into its answer."""
+
+    platform = GENSTORE
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            status, headers, body = await self.accept(scope, receive)
+        except Exception:  # a bug, not the sender's fault: it retries, and the delivery is not lost
+            log.exception("delivery_failed", platform=self.platform)
+            count("", "unavailable")
+            status, headers, body = UNEXPECTED
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def accept(self, scope: Scope, receive: Receive) -> Answer:
+        raise NotImplementedError
+
+
+class GenstoreWebhook(WebhookEndpoint):
+    """`POST /webhooks/genstore`."""
+
+    async def accept(self, scope: Scope, receive: Receive) -> Answer:
+        started = time.perf_counter()
+        state = scope["app"].state
+        settings = state.settings
+        headers = Headers(scope["headers"])
+        topic = headers.text("x-genstore-topic") or ""
+        shop = (headers.text("x-genstore-shop-domain", strict=True) or "").lower()
+        if headers.too_large():
+            return _refuse(scope, headers, "too_large", 431, f"request headers larger than {MAX_HEADER_BYTES} bytes",
+                           "", "")
+        try:
+            body = await read_body(receive, headers, settings.max_body)
+        except BodyTooLarge:
+            return _refuse(scope, headers, "too_large", 413, f"body larger than {settings.max_body} bytes", topic,
+                           shop, close=True)
+        except ClientDisconnect:
+            return _refuse(scope, headers, "disconnected", 400, "client disconnected", topic, shop)
+        received = time.perf_counter()
+        if headers.twice:
+            return _refuse(scope, headers, "bad_request", 400, f"header {headers.twice} sent more than once", topic,
+                           shop, body=body)
+        standard_id = None
+        if not settings.insecure_no_verify or settings.secret_keys:
+            try:
+                standard_id = verify(headers.first, body, settings.secret_keys, settings.tolerance)
+            except VerificationError as exc:
+                refusals.info("delivery_unauthorized", topic=topic, shop=shop, reason=str(exc))
+                return _refuse(scope, headers, "unauthorized", 401, str(exc), topic, shop, body=body)
+        event_id = event_id_for(headers, topic, shop, body, standard_id is not None)
+        delivery = make_delivery(event_id, topic, shop, body, headers=headers.recorded())
+        context = {"event_id": event_id, "topic": topic, "shop": shop}
+        return await _store(state, delivery, context, started, received)
+
+
+class PlatformWebhook(WebhookEndpoint):
     """The webhook route of a platform that triages its own deliveries (`platforms.Platform.accept`):
     size → signature → (envelope) → duplicate → store, with the same answers as Genstore's route. A platform
     whose topic and shop are inside the body (BigCommerce's envelope) reads that much of it, no more: the
     order itself is hydrated and normalized by the worker."""
-    started = time.perf_counter()
-    state = request.app.state
-    settings = state.settings
-    if headers_too_large(request):
-        return _refuse(request, "too_large", 431, f"request headers larger than {MAX_HEADER_BYTES} bytes", "", "",
-                       platform=platform.name)
-    try:
-        body = await read_body(request, settings.max_body)
-    except BodyTooLarge:
-        return _refuse(request, "too_large", 413, f"body larger than {settings.max_body} bytes", "", "",
-                       platform=platform.name, headers={"Connection": "close"})
-    except ClientDisconnect:
-        return _refuse(request, "disconnected", 400, "client disconnected", "", "", platform=platform.name)
-    twice = duplicated_header(request.headers)
-    if twice:
-        return _refuse(request, "bad_request", 400, f"header {twice} sent more than once", "", "", body=body,
-                       platform=platform.name)
-    try:
-        delivery: Delivery = platform.accept(request.headers, body, settings, recorded_headers(request.headers))
-    except VerificationError as exc:
-        log.info("delivery_unauthorized", platform=platform.name, reason=str(exc))
-        return _refuse(request, "unauthorized", 401, str(exc), "", "", body=body, platform=platform.name)
-    topic = delivery.topic
-    context = {"platform": platform.name, "event_id": delivery.id, "topic": topic, "shop": delivery.shop,
-               "order_id": delivery.order_id}
-    try:
-        stored = await state.writer.submit(delivery)
-    except redis.RedisError as exc:
-        log.warning("delivery_unavailable", **context, error=type(exc).__name__)
-        return _answer("unavailable", 503, {"error": "storage unavailable, retry later"}, topic,
-                       headers={"Retry-After": RETRY_AFTER})
-    metrics.ACK_SECONDS.observe(time.perf_counter() - started)
-    if not stored:
-        log.info("delivery_duplicate", **context)
-        return _answer("duplicate", 200, {"id": delivery.id, "status": "duplicate"}, topic)
-    return await _stored(request, delivery, context)
+
+    def __init__(self, platform) -> None:
+        self.of = platform
+        self.platform = platform.name
+
+    async def accept(self, scope: Scope, receive: Receive) -> Answer:
+        started = time.perf_counter()
+        state = scope["app"].state
+        settings = state.settings
+        name = self.platform
+        headers = Headers(scope["headers"])
+        if headers.too_large():
+            return _refuse(scope, headers, "too_large", 431, f"request headers larger than {MAX_HEADER_BYTES} bytes",
+                           "", "", platform=name)
+        try:
+            body = await read_body(receive, headers, settings.max_body)
+        except BodyTooLarge:
+            return _refuse(scope, headers, "too_large", 413, f"body larger than {settings.max_body} bytes", "", "",
+                           platform=name, close=True)
+        except ClientDisconnect:
+            return _refuse(scope, headers, "disconnected", 400, "client disconnected", "", "", platform=name)
+        received = time.perf_counter()
+        if headers.twice:
+            return _refuse(scope, headers, "bad_request", 400, f"header {headers.twice} sent more than once", "", "",
+                           body=body, platform=name)
+        try:
+            delivery: Delivery = self.of.accept(headers.first, body, settings, headers.recorded())
+        except VerificationError as exc:
+            refusals.info("delivery_unauthorized", platform=name, reason=str(exc))
+            return _refuse(scope, headers, "unauthorized", 401, str(exc), "", "", body=body, platform=name)
+        context = {"platform": name, "event_id": delivery.id, "topic": delivery.topic, "shop": delivery.shop,
+                   "order_id": delivery.order_id}
+        return await _store(state, delivery, context, started, received)
 
 
-def webhook_routes(settings) -> list:
-    """One `POST` route per platform (`platforms.NAMES`); a platform that is not configured answers 404."""
+genstore_webhook = GenstoreWebhook()
+
+
+def webhook_endpoints(settings) -> dict[str, Any]:
+    """The endpoint of each platform's `POST` route (`platforms.NAMES`), by path; a platform that is not
+    configured answers 404."""
     import importlib
-
-    from starlette.routing import Route
 
     from platforms import all_platforms
 
-    routes = []
+    endpoints = {}
     for platform in all_platforms():
         if not platform.configured(settings):
             endpoint = _not_configured(platform.name)
@@ -253,18 +435,31 @@ def webhook_routes(settings) -> list:
             module, _, name = platform.endpoint.partition(":")
             endpoint = getattr(importlib.import_module(module), name)
         else:
-            endpoint = _endpoint(platform)
-        routes.append(Route(platform.path, endpoint, methods=["POST"]))
-    return routes
+            endpoint = PlatformWebhook(platform)
+        endpoints[platform.path] = endpoint
+    return endpoints
 
 
-def _endpoint(platform):
-    async def endpoint(request: Request) -> JSONResponse:
-        return await platform_webhook(request, platform)
-    return endpoint
+def webhook_routes(endpoints: dict[str, Any]) -> list:
+    """One `POST` route per webhook endpoint (any other method answers 405)."""
+    from starlette.routing import Route
+
+    return [Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()]
 
 
 def _not_configured(name: str):
-    async def endpoint(request: Request) -> JSONResponse:
-        return JSONResponse({"error": f"{name} deliveries are not configured here"}, status_code=404)
-    return endpoint
+    answer = JSONResponse({"error": f"{name} deliveries are not configured here"}, status_code=404)
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await answer(scope, receive, send)
+    return _Asgi(endpoint)
+
+
+class _Asgi:
+    """A plain ASGI callable (Starlette's `Route` wraps bare functions as request handlers)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)

@@ -18,12 +18,12 @@ import asyncio
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import redis as redislib
 import structlog
 from redis import Redis
-from starlette.requests import Request
 
 from orderhooks.config import Settings
 from storage import notices
@@ -55,9 +55,12 @@ class RejectedLog:
         self._in_second = 0
         self._wake = asyncio.Event()
 
-    def record(self, request: Request, status: int, reason: str, *, platform: str = GENSTORE,
-               body: bytes | None = None, size: int | None = None, topic: str | None = None,
-               shop: str | None = None, event_id: str | None = None) -> None:
+    def record(self, status: int, reason: str, *, client: tuple[str, int] | None = None,
+               headers: Sequence[tuple[bytes, bytes]] = (), platform: str = GENSTORE, body: bytes | None = None,
+               size: int | None = None, topic: str | None = None, shop: str | None = None,
+               event_id: str | None = None) -> None:
+        """Buffer one refusal: `client` is the ASGI scope's (host, port), `headers` its raw header list (only
+        the names are kept)."""
         if status == 401:
             self.unauthorized += 1
         now = time.time()
@@ -69,11 +72,11 @@ class RejectedLog:
             self.dropped += 1
             self._wake.set()
             return
-        names = list(dict.fromkeys(k.decode("latin-1")[:MAX_HEADER_NAME] for k, _ in request.scope["headers"]))
+        names = list(dict.fromkeys(k.decode("latin-1")[:MAX_HEADER_NAME] for k, _ in headers))
         entry = {
             "at": datetime.fromtimestamp(now, UTC).isoformat(),
             "platform": platform,
-            "client": request.client.host if request.client else None,
+            "client": client[0] if client else None,
             "status": status,
             "reason": _cut(reason, MAX_REASON),
             "topic": _cut(topic),
