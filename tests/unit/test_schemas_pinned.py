@@ -173,7 +173,7 @@ def _edited(name: str, where: str = "", renamed: dict[str, str | None] | None = 
     return json.dumps(data).encode()
 
 
-def _body_cases() -> list[tuple[str, str, bytes]]:
+def _body_cases() -> list[tuple[str, str, bytes | str]]:
     """(label, topic, body): names, aliases, envelopes and encodings."""
     order, refund = load(_ORDER_SEED), load(_REFUND_SEED)
     bare = json.dumps(_seed(_ORDER_SEED)["order"]).encode()
@@ -249,6 +249,13 @@ def short(output: dict[str, Any]) -> str:
     if "error" in output:
         return "error: " + output["error"]
     return "ok " + hashlib.sha256(text(output).encode()).hexdigest()[:16]
+
+
+def variant_cases() -> list[tuple[str, str, bytes | str]]:
+    """(label, topic, body) for every variant."""
+    cases = [(f"{topic} {path} = {raw}", topic, _with_raw(_seed(name), path, raw))
+             for name, topic, path in FIELD_CASES for raw in VALUES]
+    return cases + _body_cases()
 
 
 def variants_output() -> dict[str, Any]:
