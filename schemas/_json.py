@@ -10,6 +10,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from pydantic_core import from_json as _from_json
+
 MAX_DEPTH = 32  # Genstore orders nest about 5 levels; this bounds hostile bodies
 _BOM = b"\xef\xbb\xbf"
 
@@ -51,6 +53,27 @@ def loads(text: str | bytes) -> Any:
     # Each array or object opens with a bracket, so a text with few brackets cannot nest deep.
     if text.count("{") + text.count("[") > MAX_DEPTH and _deeper_than(data, MAX_DEPTH):
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def loads_fast(text: str | bytes) -> Any:
+    """What :func:`loads` gives, read in about half the time (pydantic-core's parser), except that a number
+    with a fraction or an exponent is a float: a caller that needs such numbers exact refuses floats and
+    calls :func:`loads`. None for anything else this parser does not read as :func:`loads` does: not JSON,
+    not UTF-8, a byte order mark, a lone surrogate escape, NaN, an integer of over 4300 digits, nesting
+    deeper than ``MAX_DEPTH``; :func:`loads` then says what is wrong, or reads it."""
+    if type(text) is bytes:
+        opened = text.count(b"{") + text.count(b"[")
+    elif type(text) is str:
+        opened = text.count("{") + text.count("[")
+    else:
+        return None
+    try:
+        data = _from_json(text, allow_inf_nan=False, cache_strings="keys")
+    except Exception:  # ValueError for what is not JSON, and pydantic-core's other refusals
+        return None
+    if opened > MAX_DEPTH and _deeper_than(data, MAX_DEPTH):
+        return None
     return data
 
 

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from . import _json
 from ._base import GenstoreModel
+from ._fast import validator
 from .order import Order
 from .refund import Refund
 from .topics import NORMALIZED_TOPICS, REFUND_TOPICS, UnknownTopic
@@ -73,16 +74,37 @@ def normalize(topic: str, body: bytes | str) -> NormalizedEvent:
     the topic's model."""
     if topic not in NORMALIZED_TOPICS:
         raise UnknownTopic(topic)
-    data = _parse(body)
     if topic in REFUND_TOPICS:
-        refund = _validate(Refund, data, "refund")
+        refund = _fast(Refund, body, "refund") or _validate(Refund, _parse(body), "refund")
         _require(refund.refund_id, "refund.refundId")
         order_id = _require(refund.order_id, "refund.orderId")
         return NormalizedEvent(topic=topic, order_id=order_id, refund=refund)
-    order = _validate(Order, data, "order")
+    order = _fast(Order, body, "order") or _validate(Order, _parse(body), "order")
     order_id = _require(order.order_id, "order.orderId")
     _require(order.updated_at, "order.updatedAt")  # snapshots are ordered by it
     return NormalizedEvent(topic=topic, order_id=order_id, order=order)
+
+
+def _fast(model: type[_M], body: bytes | str, wrapper: str) -> _M | None:
+    """The model of a body, read by pydantic-core's parser and validated by the fast validator; None when
+    that fails, and :func:`_parse` and :func:`_validate` decide (see schemas._fast)."""
+    if type(body) is bytes:
+        opened = body.count(b"{") + body.count(b"[")
+        named = b"NaN" in body or b"Infinity" in body
+    elif type(body) is str:
+        opened = body.count("{") + body.count("[")
+        named = "NaN" in body or "Infinity" in body
+    else:
+        return None
+    try:
+        if opened <= _json.MAX_DEPTH and not named:  # read and validated in one pass
+            return validator(model, wrapper).validate_json(body)[wrapper]
+        data = _json.loads_fast(body)
+        if isinstance(data, dict) and wrapper in data:
+            data = data[wrapper]
+        return validator(model).validate_python(data) if type(data) is dict else None
+    except Exception:  # a float, a body not in an envelope, or an error the model itself will report
+        return None
 
 
 def _parse(body: bytes | str) -> Any:

@@ -25,6 +25,8 @@ _MONEY_DIGITS = 30  # at most 30 digits before and 30 after the point: sums of t
 _COUNT_LIMIT = 10**18  # quantities and grams; keeps them in a signed 64-bit range
 _MINUTE = timedelta(minutes=1)
 _SURROGATE = re.compile("[\ud800-\udfff]")  # only a \\u escape can put one in parsed text: UTF-8 has none
+_BOOL_WORDS = {"true": True, "false": False}
+_DIGITS_Z = frozenset("0123456789Z")
 
 
 def _short(value: Any) -> str:
@@ -50,6 +52,10 @@ def _whole_text(text: str) -> str:
 
 
 def _loose_bool(value: Any) -> bool | None:
+    if type(value) is str:  # the usual "true" or "false"
+        found = _BOOL_WORDS.get(value)
+        if found is not None:
+            return found
     if isinstance(value, bool):
         return value
     if _is_null(value):
@@ -60,6 +66,11 @@ def _loose_bool(value: Any) -> bool | None:
 
 
 def _money(value: Any) -> Decimal | None:
+    if type(value) is str:  # the usual "409.94", cheaper to check than with _DECIMAL
+        text = value.strip()
+        if (len(text) <= _MONEY_DIGITS and text.isascii() and text[:1] != "." and text[-1:] != "."
+                and text.replace(".", "", 1).isdigit()):
+            return Decimal(text)
     if isinstance(value, str):  # the usual "409.94": 30 characters cannot hold more than 30 digits a side
         text = value.strip()
         if len(text) <= _MONEY_DIGITS and _DECIMAL.fullmatch(text):
@@ -92,6 +103,12 @@ def _decimal_text(value: Decimal | None) -> str | None:
 
 
 def _count(value: Any) -> int | None:
+    if type(value) is str:  # the usual "500": 18 digits are below the limit
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= 18:
+            return int(text)
+    elif type(value) is int and -_COUNT_LIMIT < value < _COUNT_LIMIT:
+        return value
     if _is_null(value):
         return None
     if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
@@ -107,6 +124,11 @@ def _count(value: Any) -> int | None:
 
 
 def _id(value: Any) -> str | None:
+    if type(value) is str and value.isascii():  # the usual "1001": ASCII has no lone surrogate
+        text = value.strip()
+        return text if text and (len(text) != 4 or text.lower() != "null") else None
+    if type(value) is int:
+        return str(value)
     if _is_null(value):
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -119,6 +141,20 @@ def _id(value: Any) -> str | None:
 
 
 def _time(value: Any) -> datetime | None:
+    if type(value) is str:  # the usual "2012-08-24T14:02:15-04:00"; anything else as below
+        clean = value[:1].isdigit() and value[-1:] in _DIGITS_Z  # nothing to strip
+        text = value if clean else value.strip().strip('"').strip()
+        if text[:1].isdigit():  # neither "" nor "null"
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                pass
+            else:
+                if moment.tzinfo is None:
+                    return moment.replace(tzinfo=UTC)
+                offset = moment.utcoffset()
+                if offset is not None and not (offset.seconds % 60 or offset.microseconds):  # whole minutes
+                    return moment
     moment = value
     if isinstance(value, str):
         text = value.strip().strip('"').strip()  # '...-01:00"' has been seen
@@ -151,6 +187,10 @@ def _json_text(value: Any, opener: str) -> Any:
 
 
 def _str_list(value: Any) -> list[Any] | None:
+    if type(value) is str and value.strip().startswith("["):  # the usual JSON text of strings
+        items = _json.loads_fast(value)
+        if type(items) is list and all(type(item) is str for item in items):
+            return [clean_text(item) for item in items]  # as _json.loads reads them: no float among them
     if _is_null(value):
         return None
     value = _json_text(value, "[")
@@ -160,6 +200,10 @@ def _str_list(value: Any) -> list[Any] | None:
 
 
 def _tags(value: Any) -> list[Any] | None:
+    if type(value) is str and value.isascii():  # the usual "imported, vip"
+        text = value.strip()
+        if not text.startswith("[") and text.lower() != "null":
+            return [tag for tag in map(str.strip, value.split(",")) if tag]
     if value is None or (isinstance(value, str) and value.strip().lower() == "null"):
         return None
     value = _json_text(value, "[")
@@ -171,6 +215,10 @@ def _tags(value: Any) -> list[Any] | None:
 
 
 def _text(value: Any) -> str | None:
+    if type(value) is str:
+        if value.isascii():
+            return value or None
+        return _SURROGATE.sub("\ufffd", value)  # as clean_text: it is not ""
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -181,10 +229,14 @@ def _text(value: Any) -> str | None:
 
 
 def _currency(value: Any) -> str | None:
+    if type(value) is str and value.isascii():
+        return value or None
     return _text(_whole_text(value) if isinstance(value, str) else value)
 
 
 def _nested(value: Any) -> Any:
+    if type(value) is dict or type(value) is list:
+        return value
     if _is_null(value):
         return None
     return _json_text(_json_text(value, "["), "{")
