@@ -12,7 +12,8 @@ before:
 - counts: an integer below 10^18 either way, or 1 to 18 ASCII digits, is that int (`_count`);
 - booleans: "true", "false", true and false (`_loose_bool`);
 - nested objects and arrays: null, an object, a list (`_nested`: JSON text and "" still decoded);
-- times, tags and lists of strings: the coercion, as before.
+- times, tags and lists of strings: the coercion, as before, without the check of its result against
+  the field's type (it always gives a datetime, a new list of strings, or None).
 
 It is only for what `_json.loads_fast` reads, which differs from `_json.loads` in ways that make the first
 tries above right and need a check of their own:
@@ -31,6 +32,7 @@ tests/unit/test_schemas_pinned.py holds both to the same results.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -51,10 +53,8 @@ _FIRST_TRIES: dict[Any, cs.CoreSchema] = {
     types._text: _TEXT,
     types._currency: _TEXT,
     types._id: _PLAIN_ID,
-    types._money: cs.chain_schema([
-        cs.str_schema(strict=True, max_length=_MONEY_DIGITS, pattern=r"^[0-9]+(\.[0-9]+)?$"),
-        cs.decimal_schema(),
-    ]),
+    types._money: cs.no_info_after_validator_function(  # Decimal(text), as _money
+        Decimal, cs.str_schema(strict=True, max_length=_MONEY_DIGITS, pattern=r"^[0-9]+(\.[0-9]+)?$")),
     types._count: cs.union_schema([
         cs.int_schema(strict=True, gt=-types._COUNT_LIMIT, lt=types._COUNT_LIMIT),
         cs.chain_schema([cs.str_schema(strict=True, pattern=rf"^[0-9]{{1,{_COUNT_DIGITS}}}$"), cs.int_schema()]),
@@ -64,6 +64,20 @@ _FIRST_TRIES: dict[Any, cs.CoreSchema] = {
         cs.bool_schema(strict=True),
     ], mode="left_to_right"),
 }
+
+
+def _str_list(value: Any) -> list[str] | None:
+    """`_str_list`, refusing what `list[str]` refuses after it."""
+    items = types._str_list(value)
+    if items is not None and not all(type(item) is str for item in items):
+        raise ValueError("not a list of strings")
+    return items
+
+
+# Coercions whose result the field's type takes as it is (a datetime, a new list of str, or None): the
+# check of that type after them is left out.
+_WHOLE = {types._time: types._time, types._tags: types._tags, types._str_list: _str_list}
+
 # Integers of over 4300 characters, which _json.loads makes LongInts, are not between these.
 _SMALLEST_INT = -(10**4299)
 _LARGEST_INT = 10**4300
@@ -113,6 +127,8 @@ def _faster(node: Any) -> Any:
         node = cs.union_schema([node["schema"], node], mode="left_to_right")  # _nested keeps those as they are
     elif kind == "function-before" and function in _FIRST_TRIES:
         node = cs.union_schema([_FIRST_TRIES[function], node], mode="left_to_right")
+    elif kind == "function-before" and function in _WHOLE:
+        node = cs.no_info_plain_validator_function(_WHOLE[function])
     return node
 
 

@@ -77,6 +77,17 @@ def loads_fast(text: str | bytes) -> Any:
     return data
 
 
+def loads_strings(text: str) -> list[str] | None:
+    """The list of strings a JSON text holds (``'["a","b"]'``), as :func:`loads` reads it; None for any other
+    text, which :func:`loads` reads. Read by pydantic-core's parser: no number, no depth to check."""
+    try:
+        items = _from_json(text, allow_inf_nan=False, cache_strings=False)
+        "".join(items)  # a TypeError unless a list (or other iterable) of strings only
+    except Exception:
+        return None
+    return items if type(items) is list else None
+
+
 def _utf8(body: bytes) -> str:
     """The text of a UTF-8 body (a leading byte order mark is skipped); NotUTF8 otherwise."""
     if body.startswith(_BOM):
