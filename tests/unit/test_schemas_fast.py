@@ -98,3 +98,24 @@ def test_the_fast_validator_refuses_numbers_the_exact_reader_reads_otherwise(ext
 ])
 def test_the_fast_path_gives_up_on_what_it_cannot_read_exactly(body: bytes) -> None:
     assert _fast(Order, body, "order") is None
+
+
+def _nested(levels: int) -> Any:
+    value: Any = "deep"
+    for i in range(levels):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("levels", range(24, 34))
+@pytest.mark.parametrize("where", ["envelope", "order", "line item", "customer's address"])
+def test_deep_values_give_the_exact_model_or_give_up(where: str, levels: int) -> None:
+    data = json.loads(load("orders_create.json"))
+    order = data["order"]
+    order["customer"]["addresses"] = [dict(order["shippingAddress"])]
+    node = {"envelope": data, "order": order, "line item": order["lineItems"][0],
+            "customer's address": order["customer"]["addresses"][0]}[where]
+    node["deep"] = _nested(levels)
+    _same("orders/create", json.dumps(data).encode())
+    if where == "envelope" and levels < 31 or levels < 26:
+        assert _fast(Order, json.dumps(data).encode(), "order") is not None
