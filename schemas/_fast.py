@@ -12,8 +12,10 @@ before:
 - counts: an integer below 10^18 either way, or 1 to 18 ASCII digits, is that int (`_count`);
 - booleans: "true", "false", true and false (`_loose_bool`);
 - nested objects and arrays: null, an object, a list (`_nested`: JSON text and "" still decoded);
-- times, tags and lists of strings: the coercion, as before, without the check of its result against
-  the field's type (it always gives a datetime, a new list of strings, or None).
+- times: "2012-08-24T14:02:15-04:00" (an offset of ±HH:MM or Z, whole minutes) is what
+  `datetime.fromisoformat` makes of it (`_time`);
+- tags, lists of strings and other times: the coercion, as before, without the check of its result
+  against the field's type (it always gives a datetime, a new list of strings, or None).
 
 It is for a body that pydantic-core's JSON parser reads (`validate_json`), which differs from
 :func:`schemas._json.loads` in ways that make the first tries above right, or need a check of their own:
@@ -39,6 +41,7 @@ tests/unit/test_schemas_pinned.py and test_schemas_fast.py hold both to the same
 from __future__ import annotations
 
 import typing
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -66,6 +69,10 @@ _FIRST_TRIES: dict[Any, cs.CoreSchema] = {
         cs.int_schema(strict=True, gt=-types._COUNT_LIMIT, lt=types._COUNT_LIMIT),
         cs.chain_schema([cs.str_schema(strict=True, pattern=rf"^[0-9]{{1,{_COUNT_DIGITS}}}$"), cs.int_schema()]),
     ], mode="left_to_right"),
+    # An aware ISO 8601 time with nothing to strip and an offset of ±HH:MM or Z (whole minutes): for it,
+    # _time is datetime.fromisoformat (which refuses, and _time then says why, a day or hour out of range)
+    types._time: cs.no_info_after_validator_function(datetime.fromisoformat, cs.str_schema(strict=True, pattern=(
+        r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([+-][0-9]{2}:[0-9]{2}|Z)$"))),
     types._loose_bool: cs.union_schema([
         cs.chain_schema([cs.literal_schema(["true", "false"]), cs.bool_schema()]),  # as Genstore sends them
         cs.bool_schema(strict=True),
@@ -76,14 +83,18 @@ _FIRST_TRIES: dict[Any, cs.CoreSchema] = {
 def _str_list(value: Any) -> list[str] | None:
     """`_str_list`, refusing what `list[str]` refuses after it."""
     items = types._str_list(value)
-    if items is not None and not all(type(item) is str for item in items):
-        raise ValueError("not a list of strings")
+    if items is not None:
+        try:
+            "".join(items)  # strings only
+        except TypeError:
+            raise ValueError("not a list of strings") from None
     return items
 
 
 # Coercions whose result the field's type takes as it is (a datetime, a new list of str, or None): the
 # check of that type after them is left out.
 _WHOLE = {types._time: types._time, types._tags: types._tags, types._str_list: _str_list}
+_FIRST_THEN_WHOLE = {types._time}  # a first try, then the coercion without the check after it
 
 # Integers of over 4300 characters, which _json.loads makes LongInts, are not between these.
 _SMALLEST_INT = -(10**4299)
@@ -154,7 +165,8 @@ def _faster(node: Any, unknown: cs.CoreSchema) -> Any:
     elif kind == "function-before" and function is types._nested:
         node = cs.union_schema([node["schema"], node], mode="left_to_right")  # _nested keeps those as they are
     elif kind == "function-before" and function in _FIRST_TRIES:
-        node = cs.union_schema([_FIRST_TRIES[function], node], mode="left_to_right")
+        rest = cs.no_info_plain_validator_function(_WHOLE[function]) if function in _FIRST_THEN_WHOLE else node
+        node = cs.union_schema([_FIRST_TRIES[function], rest], mode="left_to_right")
     elif kind == "function-before" and function in _WHOLE:
         node = cs.no_info_plain_validator_function(_WHOLE[function])
     return node

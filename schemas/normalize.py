@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from .topics import NORMALIZED_TOPICS, REFUND_TOPICS, UnknownTopic
 __all__ = ["NormalizationError", "NormalizedEvent", "UnknownTopic", "normalize"]
 
 _MAX_REASONS = 3
+_NAN, _INFINITY = re.compile(b"NaN"), re.compile(b"Infinity")
 _M = TypeVar("_M", bound=GenstoreModel)
 _T = TypeVar("_T")
 
@@ -89,7 +91,7 @@ def _fast(model: type[_M], body: bytes | str, wrapper: str) -> _M | None:
     """The model of a body, read and validated in one pass by pydantic-core with the fast validator; None
     when that fails, and :func:`_parse` and :func:`_validate` decide (see schemas._fast)."""
     if type(body) is bytes:
-        named = b"NaN" in body or b"Infinity" in body
+        named = _NAN.search(body) or _INFINITY.search(body)  # a literal pattern: quicker than `in` here
     elif type(body) is str:
         named = "NaN" in body or "Infinity" in body
     else:
