@@ -172,14 +172,15 @@ def _faster(node: Any, unknown: cs.CoreSchema) -> Any:
     return node
 
 
-_VALIDATORS: dict[tuple[type[BaseModel], str | None], SchemaValidator] = {}
+_VALIDATORS: dict[tuple[type[BaseModel], str | None], SchemaValidator | None] = {}
 
 
-def validator(model: type[BaseModel], wrapper: str | None = None) -> SchemaValidator:
+def validator(model: type[BaseModel], wrapper: str | None = None) -> SchemaValidator | None:
     """The fast validator of a model class, made on first use; with a `wrapper`, of the JSON document
     `{wrapper: {...}, ...}` (its other members checked as unknown fields are, then left out), which reads a
     body and validates its model in one pass (`validate_json`). Only for what pydantic-core's parser reads,
-    never for a body with NaN or Infinity in it."""
+    never for a body with NaN or Infinity in it. None where this pydantic cannot make it (the models' own
+    validation then does all the work)."""
     try:
         return _VALIDATORS[model, wrapper]
     except KeyError:
@@ -191,6 +192,11 @@ def validator(model: type[BaseModel], wrapper: str | None = None) -> SchemaValid
     if wrapper is not None:
         schema = cs.typed_dict_schema({wrapper: cs.typed_dict_field(schema)}, extra_behavior="allow",
                                       extras_schema=_unknown_schema(_json.MAX_DEPTH - 1))
-    # Not the model's own validators for the models it nests (pydantic-core would reuse them): all from here.
-    made = _VALIDATORS[model, wrapper] = SchemaValidator(schema, _use_prebuilt=False)
+    try:
+        # Not the models' own validators (pydantic-core would reuse them for every model node, keeping the
+        # floats it reads): all from this schema. A pydantic-core without that choice gets no fast validator.
+        made = SchemaValidator(schema, _use_prebuilt=False)
+    except TypeError:
+        made = None
+    _VALIDATORS[model, wrapper] = made
     return made

@@ -96,10 +96,11 @@ def _fast(model: type[_M], body: bytes | str, wrapper: str) -> _M | None:
         named = "NaN" in body or "Infinity" in body
     else:
         return None
-    if named:  # that parser reads them, and may not validate where they are (a key sent twice)
+    fast = validator(model, wrapper)
+    if named or fast is None:  # that parser reads them, and may not validate where they are (a key sent twice)
         return None
     try:
-        return validator(model, wrapper).validate_json(body)[wrapper]
+        return fast.validate_json(body)[wrapper]
     except Exception:  # a float, a body not in an envelope, or an error the model itself will report
         return None
 

@@ -119,3 +119,21 @@ def test_deep_values_give_the_exact_model_or_give_up(where: str, levels: int) ->
     _same("orders/create", json.dumps(data).encode())
     if where == "envelope" and levels < 31 or levels < 26:
         assert _fast(Order, json.dumps(data).encode(), "order") is not None
+
+
+def test_without_a_fast_validator_the_models_do_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pydantic-core that cannot leave the models' own validators out gives no fast validator: every body
+    then takes the exact path, with the same results."""
+    import schemas._fast as fast
+
+    expected = {name: normalize(topic, load(name)) for topic, name in SAMPLES}
+
+    def unable(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("unexpected keyword argument '_use_prebuilt'")
+
+    monkeypatch.setattr(fast, "_VALIDATORS", {})
+    monkeypatch.setattr(fast, "SchemaValidator", unable)
+    assert validator(Order, "order") is None
+    for topic, name in SAMPLES:
+        assert _fast(_model(topic)[0], load(name), _model(topic)[1]) is None
+        assert normalize(topic, load(name)) == expected[name]
