@@ -5,7 +5,7 @@ does both for every event).
     python -m bench.normalize_speed [--calls N] [--runs R] [--json]
 
 Each figure is the best of R runs of N calls in a row (wall clock, one thread, the garbage collector on as
-in the worker); run it alone on the machine.
+in the worker), the runs of all figures interleaved; run it alone on the machine.
 """
 
 from __future__ import annotations
@@ -22,15 +22,11 @@ from schemas.samples import example_for_topic
 EVENT_ID = "bench-event"
 
 
-def best_us(call: Callable[[], object], calls: int, runs: int) -> float:
-    """The best of `runs` runs of `calls` calls, in µs per call."""
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        for _ in range(calls):
-            call()
-        best = min(best, time.perf_counter_ns() - start)
-    return best / calls / 1000
+def _run_ns(call: Callable[[], object], calls: int) -> int:
+    start = time.perf_counter_ns()
+    for _ in range(calls):
+        call()
+    return time.perf_counter_ns() - start
 
 
 def cases() -> list[tuple[str, str, bytes]]:
@@ -41,21 +37,28 @@ def cases() -> list[tuple[str, str, bytes]]:
 
 
 def measure(calls: int, runs: int) -> dict[str, dict[str, float]]:
+    """µs per call, the best of `runs` runs of `calls` calls; the runs of every figure are interleaved, so
+    that a busy spell of the machine spoils one run of each rather than every run of one."""
+    timed: list[tuple[str, str, Callable[[], object]]] = []
     results: dict[str, dict[str, float]] = {}
     for label, topic, body in cases():
         event = normalize(topic, body)
-        results[label] = {
-            "bytes": len(body),
-            "normalize_us": best_us(lambda t=topic, b=body: normalize(t, b), calls, runs),
-            "merge_us": best_us(lambda t=topic, e=event: merge(None, t, EVENT_ID, e), calls, runs),
-        }
+        results[label] = {"bytes": len(body)}
+        timed.append((label, "normalize_us", lambda t=topic, b=body: normalize(t, b)))
+        timed.append((label, "merge_us", lambda t=topic, e=event: merge(None, t, EVENT_ID, e)))
+    best = {(label, name): float("inf") for label, name, _ in timed}
+    for _ in range(runs):
+        for label, name, call in timed:
+            best[label, name] = min(best[label, name], _run_ns(call, calls))
+    for (label, name), ns in best.items():
+        results[label][name] = ns / calls / 1000
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=2000, help="calls per run (default 2000)")
-    parser.add_argument("--runs", type=int, default=7, help="runs; the best is kept (default 7)")
+    parser.add_argument("--calls", type=int, default=1000, help="calls per run (default 1000)")
+    parser.add_argument("--runs", type=int, default=15, help="runs; the best is kept (default 15)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     results = measure(args.calls, args.runs)

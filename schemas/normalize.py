@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from .topics import NORMALIZED_TOPICS, REFUND_TOPICS, UnknownTopic
 __all__ = ["NormalizationError", "NormalizedEvent", "UnknownTopic", "normalize"]
 
 _MAX_REASONS = 3
+_NAN, _INFINITY = re.compile(b"NaN"), re.compile(b"Infinity")
 _M = TypeVar("_M", bound=GenstoreModel)
 _T = TypeVar("_T")
 
@@ -86,23 +88,19 @@ def normalize(topic: str, body: bytes | str) -> NormalizedEvent:
 
 
 def _fast(model: type[_M], body: bytes | str, wrapper: str) -> _M | None:
-    """The model of a body, read by pydantic-core's parser and validated by the fast validator; None when
-    that fails, and :func:`_parse` and :func:`_validate` decide (see schemas._fast)."""
+    """The model of a body, read and validated in one pass by pydantic-core with the fast validator; None
+    when that fails, and :func:`_parse` and :func:`_validate` decide (see schemas._fast)."""
     if type(body) is bytes:
-        opened = body.count(b"{") + body.count(b"[")
-        named = b"NaN" in body or b"Infinity" in body
+        named = _NAN.search(body) or _INFINITY.search(body)  # a literal pattern: quicker than `in` here
     elif type(body) is str:
-        opened = body.count("{") + body.count("[")
         named = "NaN" in body or "Infinity" in body
     else:
         return None
+    fast = validator(model, wrapper)
+    if named or fast is None:  # that parser reads them, and may not validate where they are (a key sent twice)
+        return None
     try:
-        if opened <= _json.MAX_DEPTH and not named:  # read and validated in one pass
-            return validator(model, wrapper).validate_json(body)[wrapper]
-        data = _json.loads_fast(body)
-        if isinstance(data, dict) and wrapper in data:
-            data = data[wrapper]
-        return validator(model).validate_python(data) if type(data) is dict else None
+        return fast.validate_json(body)[wrapper]
     except Exception:  # a float, a body not in an envelope, or an error the model itself will report
         return None
 

@@ -27,6 +27,7 @@ _MINUTE = timedelta(minutes=1)
 _SURROGATE = re.compile("[\ud800-\udfff]")  # only a \\u escape can put one in parsed text: UTF-8 has none
 _BOOL_WORDS = {"true": True, "false": False}
 _DIGITS_Z = frozenset("0123456789Z")
+_fromisoformat = datetime.fromisoformat
 
 
 def _short(value: Any) -> str:
@@ -142,16 +143,17 @@ def _id(value: Any) -> str | None:
 
 def _time(value: Any) -> datetime | None:
     if type(value) is str:  # the usual "2012-08-24T14:02:15-04:00"; anything else as below
-        clean = value[:1].isdigit() and value[-1:] in _DIGITS_Z  # nothing to strip
-        text = value if clean else value.strip().strip('"').strip()
+        text = value if value[-1:] in _DIGITS_Z else value.strip().strip('"').strip()  # else nothing to strip
         if text[:1].isdigit():  # neither "" nor "null"
             try:
-                moment = datetime.fromisoformat(text)
+                moment = _fromisoformat(text)
             except ValueError:
                 pass
             else:
                 if moment.tzinfo is None:
                     return moment.replace(tzinfo=UTC)
+                if text[-3] == ":" and text[-6] in "+-" or text[-1] == "Z":
+                    return moment  # an offset of ±HH:MM or Z: whole minutes
                 offset = moment.utcoffset()
                 if offset is not None and not (offset.seconds % 60 or offset.microseconds):  # whole minutes
                     return moment
@@ -188,9 +190,9 @@ def _json_text(value: Any, opener: str) -> Any:
 
 def _str_list(value: Any) -> list[Any] | None:
     if type(value) is str and value.strip().startswith("["):  # the usual JSON text of strings
-        items = _json.loads_fast(value)
-        if type(items) is list and all(type(item) is str for item in items):
-            return [clean_text(item) for item in items]  # as _json.loads reads them: no float among them
+        items = _json.loads_strings(value)
+        if items is not None:
+            return items  # no lone surrogate to clean: that parser refuses them
     if _is_null(value):
         return None
     value = _json_text(value, "[")

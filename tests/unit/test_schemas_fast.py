@@ -95,6 +95,49 @@ def test_the_fast_validator_refuses_numbers_the_exact_reader_reads_otherwise(ext
     b'{"order": {"orderId": "1", "updatedAt": "2020-01-01T00:00:00Z", "x": "\\ud800"}}',
     b'{"order": {"orderId": "1", "updatedAt": "2020-01-01T00:00:00Z"}, "x": ' + b"[" * 40 + b"]" * 40 + b"}",
     b'\xef\xbb\xbf{"order": {"orderId": "1", "updatedAt": "2020-01-01T00:00:00Z"}}',
+    # a value replaced by the same key sent again is read but never validated: NaN there is not JSON still
+    b'{"order": {"orderId": "1", "updatedAt": "2020-01-01T00:00:00Z", "note": NaN, "note": "x"}}',
+    b'{"order": {"x": -Infinity}, "order": {"orderId": "1", "updatedAt": "2020-01-01T00:00:00Z"}}',
 ])
 def test_the_fast_path_gives_up_on_what_it_cannot_read_exactly(body: bytes) -> None:
     assert _fast(Order, body, "order") is None
+    assert _fast(Order, body.decode("utf-8", "replace"), "order") is None
+
+
+def _nested(levels: int) -> Any:
+    value: Any = "deep"
+    for i in range(levels):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("levels", range(24, 34))
+@pytest.mark.parametrize("where", ["envelope", "order", "line item", "customer's address"])
+def test_deep_values_give_the_exact_model_or_give_up(where: str, levels: int) -> None:
+    data = json.loads(load("orders_create.json"))
+    order = data["order"]
+    order["customer"]["addresses"] = [dict(order["shippingAddress"])]
+    node = {"envelope": data, "order": order, "line item": order["lineItems"][0],
+            "customer's address": order["customer"]["addresses"][0]}[where]
+    node["deep"] = _nested(levels)
+    _same("orders/create", json.dumps(data).encode())
+    if where == "envelope" and levels < 31 or levels < 26:
+        assert _fast(Order, json.dumps(data).encode(), "order") is not None
+
+
+def test_without_a_fast_validator_the_models_do_the_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pydantic-core that cannot leave the models' own validators out gives no fast validator: every body
+    then takes the exact path, with the same results."""
+    import schemas._fast as fast
+
+    expected = {name: normalize(topic, load(name)) for topic, name in SAMPLES}
+
+    def unable(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("unexpected keyword argument '_use_prebuilt'")
+
+    monkeypatch.setattr(fast, "_VALIDATORS", {})
+    monkeypatch.setattr(fast, "SchemaValidator", unable)
+    assert validator(Order, "order") is None
+    for topic, name in SAMPLES:
+        assert _fast(_model(topic)[0], load(name), _model(topic)[1]) is None
+        assert normalize(topic, load(name)) == expected[name]
