@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +74,20 @@ def record(redis: Redis, keys: Keys, *, events: Iterable[tuple[str, str]] = (),
 
     Metrics never fail a job: a Redis error here is logged and dropped.
     """
+    try:
+        pipe = redis.pipeline(transaction=False)
+        if stage(pipe, keys, events=events, handlers=handlers, latency=latency, reconcile=reconcile):
+            pipe.execute()
+    except redislib.RedisError as exc:
+        log.warning("metrics_not_recorded", error=type(exc).__name__)
+
+
+def stage(pipe, keys: Keys, *, events: Iterable[tuple[str, str]] = (),
+          handlers: Iterable[tuple[str, str]] = (), latency: Iterable[float] = (),
+          reconcile: Iterable[tuple[str, Any]] = ()) -> int:
+    """`record`'s commands queued on `pipe`, unsent; returns how many (0 for nothing to count). A caller
+    sending them with other writes reads their replies with `raise_on_error=False` and drops their errors
+    (`dropped_errors`): metrics never fail a job."""
     counts: dict[str, int] = {}
     for topic, status in events:
         name = SEP.join(("events", topic, status))
@@ -89,13 +103,18 @@ def record(redis: Redis, keys: Keys, *, events: Iterable[tuple[str, str]] = (),
         counts[SEP.join(("reconcile", shop, "runs_ok"))] = 1 - failed
     latency = [max(0.0, v) for v in latency]
     if not counts and not latency:
-        return
-    try:
-        pipe = redis.pipeline(transaction=False)
-        _add(pipe, metrics_key(keys), counts, latency)
-        pipe.execute()
-    except redislib.RedisError as exc:
-        log.warning("metrics_not_recorded", error=type(exc).__name__)
+        return 0
+    before = len(pipe.command_stack)
+    _add(pipe, metrics_key(keys), counts, latency)
+    return len(pipe.command_stack) - before
+
+
+def dropped_errors(replies: Sequence) -> None:
+    """The replies of staged metrics commands: an error among them is logged once, never raised."""
+    for reply in replies:
+        if isinstance(reply, Exception):
+            log.warning("metrics_not_recorded", error=type(reply).__name__)
+            return
 
 
 def total_field(name: str) -> str:
@@ -117,11 +136,12 @@ def count(redis: Redis, keys: Keys, fields: dict[str, int]) -> None:
         log.warning("metrics_not_recorded", error=type(exc).__name__)
 
 
-def record_processed(redis: Redis, keys: Keys, applied, outcomes, now: float | None = None) -> None:
-    """After `process_events`: each applied event, its delivery-to-processed time, each handler call."""
+def stage_processed(pipe, keys: Keys, applied, outcomes, now: float | None = None) -> int:
+    """`stage` for a batch `process_events` has just applied: each applied event, its delivery-to-processed
+    time, each handler call."""
     now = time.time() if now is None else now
-    record(
-        redis, keys,
+    return stage(
+        pipe, keys,
         events=[(a.record.topic, Status.STALE if a.stale else Status.PROCESSED) for a in applied],
         handlers=[(o.handler, o.data["status"]) for o in outcomes],
         latency=[now - a.record.received_at for a in applied],

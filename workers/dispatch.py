@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from schemas import NormalizedEvent, Order, Projection, Refund
-from storage import notices
+from storage import metrics, notices
 from storage.connection import rq_pipeline
 from storage.events import EventRecord, load_event, stage_first_success, stage_handler_outcome, status_change
 from storage.intake import RUN_HANDLER_JOB
@@ -113,9 +113,11 @@ def call_handler(handler: Handler, event: HandlerEvent, event_ref: str, attempts
 
 
 def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterable[str] = (),
-                    just_applied: bool = False) -> None:
+                    just_applied: Sequence[Applied] = ()) -> None:
     """One round trip: every outcome, retry jobs for those that will retry, dispatch bookkeeping.
-    `just_applied`: the events were applied by this job, and each handler was called once."""
+    `just_applied`: the events this job has just applied (each handler called once), counted in the
+    metrics on the way."""
+    outcomes = list(outcomes)
     pipe = rq_pipeline(ctx.redis)
     evals: list[tuple[int, Outcome]] = []
     for o in outcomes:
@@ -131,7 +133,14 @@ def record_outcomes(ctx: Context, outcomes: Iterable[Outcome], finished: Iterabl
             )
     for ref in finished:
         pipe.zrem(ctx.keys.dispatching, ref)
-    results = pipe.execute()
+    ours = len(pipe.command_stack)
+    if just_applied:
+        metrics.stage_processed(pipe, ctx.keys, just_applied, outcomes)
+    results = pipe.execute(raise_on_error=False)
+    for reply in results[:ours]:
+        if isinstance(reply, Exception):
+            raise reply
+    metrics.dropped_errors(results[ours:])
     _count_failed(ctx, [(o, results[i]) for i, o in evals])
 
 
@@ -173,7 +182,7 @@ def dispatch_applied(ctx: Context, applied: list[Applied]) -> list[Outcome]:
                             api=ctx.api_for(a.record.shop, a.record.platform))
         for handler in ctx.registry.matching(a.record.topic):
             outcomes.append(call_handler(handler, event, a.record.ref, 0, delays))
-    record_outcomes(ctx, outcomes, finished=[a.record.ref for a in applied], just_applied=True)
+    record_outcomes(ctx, outcomes, finished=[a.record.ref for a in applied], just_applied=applied)
     return outcomes
 
 

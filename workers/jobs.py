@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -21,6 +22,7 @@ from workers.hydrate import hydrate_events
 
 log = structlog.get_logger("orderhooks.worker")
 BATCH_EVENTS = 64  # events applied, then their handlers run, together
+KEEP_CLAIMING_SECONDS = 2.0  # a processing job takes over jobs enqueued while it runs for this long
 
 
 def process_events(ids: list[str]) -> dict:
@@ -28,7 +30,8 @@ def process_events(ids: list[str]) -> dict:
 
     Run by a worker, the job first takes over the processing jobs still waiting behind it and
     applies their events too, `BATCH_EVENTS` at a time: a backlog then pays RQ's per-job cost
-    once per batch. It never waits for events to arrive, so a lone event goes through at once.
+    once per batch. It never waits for events to arrive, so a lone event goes through at once; once its
+    events are done, it takes over those enqueued meanwhile, for up to `KEEP_CLAIMING_SECONDS`.
 
     Each event's body is normalized on the way (the receiver stores it unread): one that does not
     normalize is quarantined with the reason, counted and notified (`events.quarantined`).
@@ -39,9 +42,21 @@ def process_events(ids: list[str]) -> dict:
     Redis refusing service as a whole (`storage.projection.Unavailable`) fails the job.
     """
     ctx = get_context()
-    if get_current_job() is not None:
+    in_worker = get_current_job() is not None
+    if in_worker:
         ids = [*ids, *claim_waiting(ctx.queue, CLAIM_EVENTS - len(ids))]
     totals = {"applied": 0, "skipped": 0, "failed": 0, "quarantined": 0, "handlers_failed": 0}
+    until = time.monotonic() + KEEP_CLAIMING_SECONDS
+    while ids:
+        _process(ctx, ids, totals)
+        # Events that arrived meanwhile are taken at once, without RQ's own round trips between two jobs
+        # (about twenty per job, each a write): under a steady flow of deliveries, that is what an event
+        # would otherwise wait for. Bounded, so that other jobs (handler retries) and a shutdown wait little.
+        ids = claim_waiting(ctx.queue, CLAIM_EVENTS) if in_worker and time.monotonic() < until else []
+    return totals
+
+
+def _process(ctx, ids: list[str], totals: dict) -> None:
     for start in range(0, len(ids), BATCH_EVENTS):
         batch, hydrate_failed = hydrate_events(ctx, ids[start : start + BATCH_EVENTS])
         if hydrate_failed:
@@ -59,14 +74,12 @@ def process_events(ids: list[str]) -> dict:
         for a in applied:
             log.info("event_applied", event_id=a.record.id, topic=a.record.topic, shop=a.record.shop,
                      order_id=a.record.order_id, outcome=a.outcome)
-        outcomes = dispatch_applied(ctx, applied)
-        metrics.record_processed(ctx.redis, ctx.keys, applied, outcomes)
+        outcomes = dispatch_applied(ctx, applied)  # counted in the metrics with its outcomes
         totals["applied"] += len(applied)
         totals["skipped"] += len(batch) - len(applied) - len(failed) - len(quarantined)
         totals["failed"] += len(failed) + len(hydrate_failed)
         totals["quarantined"] += len(quarantined)
         totals["handlers_failed"] += sum(1 for o in outcomes if o.data["status"] != HandlerOutcome.OK)
-    return totals
 
 
 def _retry_or_fail(ctx, failed: dict[str, str], stage: str = "apply", delays=None) -> None:

@@ -12,6 +12,7 @@ from storage.intake import claim_waiting, enqueue_processing
 from tests.support.store import ref, store
 from workers import jobs
 from workers.handlers import on
+from workers.runner import run_worker
 
 SHOP = "acme.genmystore.com"
 
@@ -63,3 +64,41 @@ def test_a_worker_drains_a_backlog_in_few_jobs_each_event_once(ctx):
         assert record.status in ("processed", "stale") and record.attempts == 1
     assert ctx.queue.count == 0
     assert worker.successful_job_count < 5, "the first job took over the others"
+
+
+def test_events_enqueued_while_a_job_runs_are_taken_by_that_job(ctx):
+    """Under a steady flow, the next deliveries are queued while a job runs: the job takes them when its own
+    events are done, instead of leaving them to wait for RQ's round trips between two jobs."""
+    calls = []
+
+    def deliver_next(event):  # each event, when handled, makes the next delivery arrive
+        calls.append(event.id)
+        n = int(event.id.removeprefix("s"))
+        if n < 5:
+            _store(ctx, f"s{n + 1}")
+
+    on("orders/create")(deliver_next)
+    _store(ctx, "s0")
+    run_worker(ctx, burst=True)
+    assert calls == [f"s{i}" for i in range(6)]
+    assert ctx.queue.finished_job_registry.count == 1, "one job took every event enqueued while it ran"
+    assert ctx.queue.count == 0
+
+
+def test_a_job_stops_taking_new_events_after_its_time(ctx, monkeypatch):
+    """Bounded: past `KEEP_CLAIMING_SECONDS` a job ends and the events still arriving get jobs of their own
+    (handler retries and a shutdown wait for no more than that)."""
+    monkeypatch.setattr(jobs, "KEEP_CLAIMING_SECONDS", 0.0)
+    calls = []
+
+    def deliver_next(event):
+        calls.append(event.id)
+        n = int(event.id.removeprefix("t"))
+        if n < 2:
+            _store(ctx, f"t{n + 1}")
+
+    on("orders/create")(deliver_next)
+    _store(ctx, "t0")
+    run_worker(ctx, burst=True)
+    assert calls == ["t0", "t1", "t2"]
+    assert ctx.queue.finished_job_registry.count == 3
