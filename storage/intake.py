@@ -27,8 +27,8 @@ from rq import Queue
 from rq.job import Job
 
 from schemas import triage
-from storage import codec
 from storage.connection import execute_replicated, rq_pipeline
+from storage.events import pack_body
 from storage.keys import GENSTORE, Keys, event_ref, shop_member
 from storage.status import Status
 
@@ -82,7 +82,7 @@ class Delivery:
         return event_ref(self.platform, self.shop, self.id)
 
     def meta(self) -> dict[str, str]:
-        """The event hash's fields but `raw`, all strings."""
+        """The event hash's fields, all strings (the headers and body go to the body: `Keys.body`)."""
         values = {
             "id": self.id,
             "platform": self.platform,
@@ -90,7 +90,6 @@ class Delivery:
             "shop": self.shop,
             "source": self.source,
             "received_at": repr(self.received_at),
-            "headers": json.dumps(self.headers, sort_keys=True),
             "status": self.status,
             "attempts": "0",
         }
@@ -145,18 +144,18 @@ def claim_waiting(queue: Queue, events: int = CLAIM_EVENTS) -> list[str]:
 
 
 # A group of deliveries, each stored unless its event is already stored.
-# KEYS: events, shops, then per delivery: event hash, status zset, topic zset, order history zset
+# KEYS: events, shops, then per delivery: event hash, body, status zset, topic zset, order history zset
 #       (the event hash's own key again when the delivery names no order)
-# ARGV: ttl, then per delivery: its event hash fields as one JSON object of strings (`received_at`
-#       and `order_id` among them), its raw body (the `raw` field), its ref (the member it gets in
-#       every index) and its shops-set member ('' for none)
+# ARGV: ttl, then per delivery: its event hash fields as one JSON object of strings (`received_at`,
+#       `order_id` and `encoding` among them), its body string (`storage.events.pack_body`), its ref (the
+#       member it gets in every index) and its shops-set member ('' for none)
 # Returns one flag per delivery: 1 when stored, 0 when this event (platform, shop, id) is already stored.
 # A JSON object costs Redis one cjson.decode; a field, value pair each costs the caller a packed argument.
 STORE_EVENTS = """
 local ttl = tonumber(ARGV[1])
 local out = {}
-for i = 1, (#KEYS - 2) / 4 do
-  local k = 2 + (i - 1) * 4
+for i = 1, (#KEYS - 2) / 5 do
+  local k = 2 + (i - 1) * 5
   local a = 2 + (i - 1) * 4
   if redis.call('EXISTS', KEYS[k + 1]) == 1 then
     -- Counted: a write of the duplicate's own, so that a WAIT after it also covers the original's.
@@ -164,20 +163,25 @@ for i = 1, (#KEYS - 2) / 4 do
     out[i] = 0
   else
     local meta = cjson.decode(ARGV[a])
-    local fields = {'raw', ARGV[a + 1]}
+    local fields = {}
     for name, value in pairs(meta) do
       fields[#fields + 1] = name
       fields[#fields + 1] = value
     end
     redis.call('HSET', KEYS[k + 1], unpack(fields))
-    if ttl > 0 then redis.call('EXPIRE', KEYS[k + 1], ttl) end
+    if ttl > 0 then
+      redis.call('EXPIRE', KEYS[k + 1], ttl)
+      redis.call('SET', KEYS[k + 2], ARGV[a + 1], 'EX', ttl)
+    else
+      redis.call('SET', KEYS[k + 2], ARGV[a + 1])
+    end
     local score, ref = meta['received_at'], ARGV[a + 2]
     redis.call('ZADD', KEYS[1], score, ref)
-    redis.call('ZADD', KEYS[k + 2], score, ref)
     redis.call('ZADD', KEYS[k + 3], score, ref)
+    redis.call('ZADD', KEYS[k + 4], score, ref)
     if meta['order_id'] then
-      redis.call('ZADD', KEYS[k + 4], score, ref)
-      if ttl > 0 then redis.call('EXPIRE', KEYS[k + 4], ttl) end
+      redis.call('ZADD', KEYS[k + 5], score, ref)
+      if ttl > 0 then redis.call('EXPIRE', KEYS[k + 5], ttl) end
     end
     if ARGV[a + 3] ~= '' then redis.call('SADD', KEYS[2], ARGV[a + 3]) end
     out[i] = 1
@@ -201,10 +205,10 @@ def stage_deliveries(redis: Redis, keys: Keys, queue: Queue, deliveries: Sequenc
         for d in deliveries:
             ref = d.ref
             event_key = keys.event(ref)
-            event_keys += [event_key, keys.events_by_status(d.status), keys.events_by_topic(d.topic),
+            event_keys += [event_key, keys.body(ref), keys.events_by_status(d.status), keys.events_by_topic(d.topic),
                            keys.order_events(d.platform, d.shop, d.order_id) if d.order_id else event_key]
             meta = d.meta()
-            stored, encoding = codec.encode(d.raw)  # `raw` as received, or compressed and said so
+            stored, encoding = pack_body(d.headers, d.raw)  # as received, or compressed and said so
             if encoding:
                 meta["encoding"] = encoding
             args += [json.dumps(meta, separators=(",", ":")), stored, ref,

@@ -66,8 +66,16 @@ class Keys:
     prefix: str = "orderhooks:"
 
     def event(self, ref: str) -> str:
-        """HASH: one stored delivery (raw body, status, handler outcomes); `ref` from `event_ref`."""
+        """HASH: one stored delivery's fields (status, times, order id, `encoding`, handler outcomes); `ref`
+        from `event_ref`. Its headers and body are in `body(ref)`, so that this hash stays small enough for
+        Redis's compact encoding (listpack: no value over `hash-max-listpack-value`, 64 bytes by default)."""
         return f"{self.prefix}event:{ref}"
+
+    def body(self, ref: str) -> str:
+        """STRING, written once, with the event's TTL: the delivery's headers (one line of JSON), a newline
+        and its body as received, the whole compressed as the event's `encoding` says
+        (`storage.events.pack_body`)."""
+        return f"{self.prefix}body:{ref}"
 
     @property
     def events(self) -> str:

@@ -32,8 +32,14 @@ from workers.handlers import Handler
 log = structlog.get_logger("orderhooks.dispatch")
 
 
+def _iso(moment: datetime) -> str:
+    """A time in a handler outcome: ISO 8601 in UTC to the millisecond, `Z` for the offset (short enough to keep
+    a success's field within 64 bytes: `storage.events.dump_outcome`)."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _now_iso() -> str:
-    return datetime.now(UTC).isoformat()
+    return _iso(datetime.now(UTC))
 
 
 def build_event(record: EventRecord, projection: Projection | None, stale: bool, attempt: int = 1,
@@ -101,7 +107,7 @@ def call_handler(handler: Handler, event: HandlerEvent, event_ref: str, attempts
             return Outcome(event_ref, handler.name, {
                 "status": HandlerOutcome.RETRYING, "attempts": attempts, "error": error, "traceback": tb,
                 "at": _now_iso(),
-                "nextAttemptAt": (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(),
+                "nextAttemptAt": _iso(datetime.now(UTC) + timedelta(seconds=delay)),
             }, retry_in=delay)
         bound.error("handler_failed", error=error)
         return Outcome(event_ref, handler.name, {

@@ -22,7 +22,7 @@ with warnings.catch_warnings():  # starlette suggests another httpx package; the
 from orderhooks.embedded import free_port
 from receiver.app import create_app
 from schemas.samples import example_for_topic
-from storage import codec
+from storage.events import unpack_body
 from storage.keys import GENSTORE, event_ref
 from tests.conftest import TOKEN
 from tests.support.metrics import parse, value
@@ -228,9 +228,10 @@ def test_the_receiver_never_calls_the_normalizer(client, monkeypatch):
         event_id = str(uuid.uuid4())
         r = post_delivery(client, "orders/create", body, event_id=event_id)
         assert r.status_code == 202 and r.json() == {"id": event_id, "status": "queued"}
-        stored_raw, encoding = client.app.state.store.redis.hmget(client.app.state.store.keys.event(
-            event_ref(GENSTORE, SHOP, event_id)), "raw", "encoding")
-        assert codec.decode(stored_raw, encoding) == body
+        store, ref = client.app.state.store, event_ref(GENSTORE, SHOP, event_id)
+        _, stored_raw = unpack_body(store.redis.get(store.keys.body(ref)),
+                                    store.redis.hget(store.keys.event(ref), "encoding"))
+        assert stored_raw == body
     assert calls == []
 
 
