@@ -11,11 +11,15 @@ Dictionaries are files `dictionaries/<name>.zdict` inside this package (installe
 afterwards: a stored body keeps the name of the dictionary it was compressed with, so old names stay in
 `DICTIONARIES` for good and a new dictionary is a new file, one line there and `CURRENT` moved to it.
 
-Reading a body by hand: `orderhooks event ID --raw` prints it decoded. With `redis-cli` alone, a `zstd:orders-1`
-body is an ordinary zstd frame naming its dictionary's id (so a wrong dictionary is refused, not misread)::
+Projections are compressed with their own dictionary (`projections-N`, trained on stored projections: a third
+smaller than with the orders dictionary), by `pack`, whose frames name their dictionary by themselves.
 
-    redis-cli --raw HGET orderhooks:event:genstore:SHOP:ID raw | head -c -1 > body.zst   # --raw appends a newline
-    zstd -d -D "$(python -c 'import storage.codec as c; print(c.DICTIONARY_DIR)')/orders-1.zdict" body.zst
+Reading a body by hand: `orderhooks event ID --raw` prints it decoded. With `redis-cli` alone, a `zstd:orders-1`
+body key is an ordinary zstd frame naming its dictionary's id (so a wrong dictionary is refused, not misread),
+holding the headers' line and then the body (`storage.events.pack_body`)::
+
+    redis-cli --raw GET orderhooks:body:genstore:SHOP:ID | head -c -1 > body.zst   # --raw appends a newline
+    zstd -dc -D "$(python -c 'import storage.codec as c; print(c.DICTIONARY_DIR)')/orders-1.zdict" body.zst | tail -n +2
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import zstandard
 
-__all__ = ["CURRENT", "DICTIONARIES", "IDENTITY", "decode", "dictionary", "encode"]
+__all__ = ["CURRENT", "CURRENT_PROJECTIONS", "DICTIONARIES", "IDENTITY", "decode", "dictionary", "encode"]
 
 IDENTITY = ""
 PREFIX = "zstd:"
@@ -33,8 +37,10 @@ DICTIONARY_DIR = Path(__file__).resolve().parent / "dictionaries"
 # Every dictionary a body may be stored with: name -> the id written in the file and in each frame.
 DICTIONARIES: dict[str, int] = {
     "orders-1": 32769,
+    "projections-1": 36865,
 }
-CURRENT = "orders-1"
+CURRENT = "orders-1"  # bodies (`encode`)
+CURRENT_PROJECTIONS = "projections-1"  # projections (`pack`): trained on stored projections, whose JSON differs
 
 # Measured on the 3,559-byte `orders/create` example and a 3,506-byte held-out varied body, orders-1, one core:
 #   level  encode  decode  example  held-out
@@ -80,7 +86,7 @@ def _load(name: str) -> zstandard.ZstdCompressionDict:
     if loaded.dict_id() != DICTIONARIES[name]:
         raise RuntimeError(f"dictionary file {name}.zdict has id {loaded.dict_id()}, expected {DICTIONARIES[name]}: "
                            "a dictionary must never change once bodies are stored with it")
-    if name == CURRENT:
+    if name in (CURRENT, CURRENT_PROJECTIONS):
         # Digested once and shared by every thread's compressor (~80 KB each instead of ~470 KB).
         loaded.precompute_compress(level=LEVEL)
     # One round trip: proves the file works, and builds the shared decompression tables here, under the lock
@@ -96,17 +102,19 @@ class _Contexts(threading.local):
     """zstandard's (de)compressors are not thread-safe but cost far more to make than to use: one per thread."""
 
     def __init__(self) -> None:
-        self.compressor: zstandard.ZstdCompressor | None = None
+        self.compressors: dict[str, zstandard.ZstdCompressor] = {}
         self.decompressors: dict[str, zstandard.ZstdDecompressor] = {}
 
 
 _contexts = _Contexts()
 
 
-def _compressor() -> zstandard.ZstdCompressor:
-    if _contexts.compressor is None:
-        _contexts.compressor = zstandard.ZstdCompressor(level=LEVEL, dict_data=dictionary(CURRENT), **FRAME_OPTIONS)
-    return _contexts.compressor
+def _compressor(name: str = CURRENT) -> zstandard.ZstdCompressor:
+    compressor = _contexts.compressors.get(name)
+    if compressor is None:
+        compressor = _contexts.compressors[name] = zstandard.ZstdCompressor(
+            level=LEVEL, dict_data=dictionary(name), **FRAME_OPTIONS)
+    return compressor
 
 
 def _decompressor(name: str) -> zstandard.ZstdDecompressor:
@@ -116,14 +124,15 @@ def _decompressor(name: str) -> zstandard.ZstdDecompressor:
     return decompressor
 
 
-def encode(raw: bytes) -> tuple[bytes, str]:
-    """The bytes to store for the body `raw`, and the name of their encoding (`""`: stored as received)."""
+def encode(raw: bytes, name: str = CURRENT) -> tuple[bytes, str]:
+    """The bytes to store for the body `raw`, and the name of their encoding (`""`: stored as received);
+    compressed with the dictionary `name` when that pays."""
     if not MIN_SIZE <= len(raw) <= MAX_SIZE:
         return raw, IDENTITY
-    packed = _compressor().compress(raw)
+    packed = _compressor(name).compress(raw)
     if len(packed) > len(raw) * (1 - MIN_SAVING):
         return raw, IDENTITY
-    return packed, PREFIX + CURRENT
+    return packed, PREFIX + name
 
 
 def decode(stored: bytes, encoding: str | bytes | None) -> bytes:
@@ -158,7 +167,7 @@ def pack(text: bytes) -> bytes:
     dictionary when that pays, else the text as it is. `unpack` reads both, and text stored before."""
     if text[:4] == MAGIC:
         raise ValueError("pack takes JSON text, which never starts with the zstd magic")
-    return encode(text)[0]
+    return encode(text, CURRENT_PROJECTIONS)[0]
 
 
 def unpack(stored: bytes) -> bytes:

@@ -53,9 +53,15 @@ def read_projection(stored: bytes | None) -> Projection | None:
     return Projection.from_json(json.loads(codec.unpack(stored))) if stored else None
 
 
+def dump_text(projection: Projection) -> bytes:
+    """A projection's JSON text as stored: sorted keys, no spaces."""
+    return _dumps(projection.to_json()).encode()
+
+
 def dump_projection(projection: Projection) -> bytes:
-    """What an order's key holds: its projection's JSON (sorted keys, no spaces), compressed when that pays."""
-    return codec.pack(_dumps(projection.to_json()).encode())
+    """What an order's key holds: its projection's JSON text, compressed when that pays (with the projections
+    dictionary: `storage.codec.pack`)."""
+    return codec.pack(dump_text(projection))
 
 
 def load_projection(redis: Redis, keys: Keys, platform: str, shop: str, order_id: str) -> Projection | None:

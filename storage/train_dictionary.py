@@ -299,6 +299,31 @@ def training_samples(count: int = SAMPLE_COUNT, seed: int = SEED) -> list[bytes]
     return [varied_body(rng, parsed[rng.choices(names, weights)[0]]) for _ in range(count)]
 
 
+def projection_samples(count: int = SAMPLE_COUNT // 2, seed: int = SEED) -> list[bytes]:
+    """The deterministic training set of `projections-N`: stored projections (`storage.projection`) made by
+    merging varied order bodies of every order topic, a refund added to every fifth."""
+    from schemas import merge, normalize
+    from storage.projection import dump_text
+
+    rng = random.Random(seed)
+    parsed = templates()
+    orders = [name for name in TEMPLATE_WEIGHTS if name.startswith("orders_")]
+    refunds = [name for name in TEMPLATE_WEIGHTS if name.startswith("refunds_")]
+    out = []
+    while len(out) < count:
+        name = rng.choice(orders)
+        topic = "orders/" + name.removeprefix("orders_").removesuffix(".json")
+        try:
+            projection = merge(None, topic, "e1", normalize(topic, varied_body(rng, parsed[name]))).projection
+            if len(out) % 5 == 0:
+                refund = varied_body(rng, parsed[rng.choice(refunds)])
+                projection = merge(projection, "refunds/create", "e2", normalize("refunds/create", refund)).projection
+        except Exception:  # a varied body the normalizer refuses: not a projection anyone stores
+            continue
+        out.append(dump_text(projection))
+    return out
+
+
 def held_out_body() -> bytes:
     """A Genstore `orders/paid` body from a seed the training set never uses, laid out like the examples."""
     rng = random.Random(HELD_OUT_SEED)
@@ -341,16 +366,18 @@ def compare(samples: list[bytes], dict_id: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m storage.train_dictionary", description=__doc__.split("\n")[0])
-    parser.add_argument("--name", default=codec.CURRENT, help="dictionary name, `orders-N` (default %(default)s)")
+    parser.add_argument("--name", default=codec.CURRENT,
+                        help="dictionary name: `orders-N` (bodies) or `projections-N` (default %(default)s)")
     parser.add_argument("--size", type=int, default=DICT_SIZE, help="dictionary size in bytes (default %(default)s)")
     parser.add_argument("--compare", action="store_true", help="print sizes per dictionary size, write nothing")
     args = parser.parse_args(argv)
-    match = re.fullmatch(r"orders-([1-9]\d{0,3})", args.name)
+    match = re.fullmatch(r"(orders|projections)-([1-9]\d{0,3})", args.name)
     if not match:
-        parser.error("--name must be orders-N")
-    # 32768 + N: the first ids outside the range zstd reserves, and small enough for a 2-byte frame field.
-    dict_id = 32768 + int(match.group(1))
-    samples = training_samples()
+        parser.error("--name must be orders-N or projections-N")
+    # 32768 + N (orders) or 36864 + N (projections): the first ids outside the range zstd reserves, and small
+    # enough for a 2-byte frame field.
+    dict_id = (32768 if match.group(1) == "orders" else 36864) + int(match.group(2))
+    samples = training_samples() if match.group(1) == "orders" else projection_samples()
     if held_out_body() in samples:
         raise AssertionError("the held-out body is in the training set")
     if args.compare:
@@ -364,9 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     path.parent.mkdir(exist_ok=True)
     path.write_bytes(data)
-    held_out = held_out_body()
-    print(f"wrote {path.name}: {len(data)} bytes, id {dict_id}, from {len(samples)} samples; "
-          f"held-out body {len(held_out)} -> {compressed_size(zstandard.ZstdCompressionDict(data), held_out)} bytes")
+    held_out = held_out_body() if match.group(1) == "orders" else projection_samples(1, HELD_OUT_SEED)[0]
+    print(f"wrote {path.name}: {len(data)} bytes, id {dict_id}, from {len(samples)} samples; held-out "
+          f"{len(held_out)} -> {compressed_size(zstandard.ZstdCompressionDict(data), held_out)} bytes")
     return 0
 
 
