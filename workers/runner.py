@@ -44,6 +44,7 @@ from workers.reconcile import schedule_due
 
 RESUME_JOB = "workers.jobs.resume_pending"
 SWEEP_BATCH = 100
+TRIM_EVERY = 60.0  # seconds between two trims of the indexes by a worker (retention is counted in days)
 log = structlog.get_logger("orderhooks.sweeper")
 
 
@@ -84,8 +85,9 @@ def requeue_abandoned(ctx: Context) -> list[str]:
     return requeued
 
 
-def sweep(ctx: Context, now: float | None = None) -> dict:
-    """One pass; returns what it did. Only one worker sweeps at a time."""
+def sweep(ctx: Context, now: float | None = None, trim: bool = True) -> dict:
+    """One pass; returns what it did. Only one worker sweeps at a time. `trim`: also trim the indexes of events
+    past their TTL (the topic indexes are found by a SCAN of the whole keyspace: not on every pass)."""
     now = time.time() if now is None else now
     keys, r = ctx.keys, ctx.redis
     cutoff = now - ctx.settings.recover_after
@@ -104,14 +106,15 @@ def sweep(ctx: Context, now: float | None = None) -> dict:
         for ref in pending:
             r.zadd(keys.dispatching, {ref: now})  # not again before another recover_after
             ctx.queue.enqueue_call(RESUME_JOB, args=(ref,), result_ttl=300, failure_ttl=7 * 24 * 3600)
-        # Retention: index entries of events older than the event TTL (the hashes expire by themselves).
-        horizon = now - ctx.settings.event_ttl
-        indexes = [keys.events, *keys.status_keys()]
-        indexes += [k.decode() for k in r.scan_iter(match=keys.topics_pattern, count=100)]
-        pipe = r.pipeline(transaction=False)
-        for index in indexes:
-            pipe.zremrangebyscore(index, "-inf", horizon)
-        trimmed = sum(pipe.execute())
+        trimmed = 0
+        if trim:  # Retention: index entries of events older than the event TTL (the hashes expire by themselves).
+            horizon = now - ctx.settings.event_ttl
+            indexes = [keys.events, *keys.status_keys()]
+            indexes += [k.decode() for k in r.scan_iter(match=keys.topics_pattern, count=1000)]
+            pipe = r.pipeline(transaction=False)
+            for index in indexes:
+                pipe.zremrangebyscore(index, "-inf", horizon)
+            trimmed = sum(pipe.execute())
     finally:
         r.delete(keys.sweeper_lock)
     if requeued or pending:
@@ -283,7 +286,7 @@ def _background(ctx: Context, current: _Current, scheduler: _Scheduler, stop: th
     """Keep this worker's liveness key fresh, run due scheduled jobs every second, sweep every few seconds."""
     ttl = alive_ttl(ctx)
     sweep_every = max(1.0, min(10.0, ctx.settings.recover_after / 4))
-    last_sweep = 0.0
+    last_sweep = last_trim = 0.0
     while not stop.is_set():
         try:
             name = current.name
@@ -292,7 +295,10 @@ def _background(ctx: Context, current: _Current, scheduler: _Scheduler, stop: th
             scheduler.tick()
             if time.monotonic() - last_sweep >= sweep_every:
                 last_sweep = time.monotonic()
-                sweep(ctx)
+                trim = last_sweep - last_trim >= TRIM_EVERY
+                sweep(ctx, trim=trim)
+                if trim:
+                    last_trim = last_sweep
                 schedule_due(ctx)
             state.ok()
         except Exception as exc:

@@ -16,6 +16,7 @@ def test_event_hash_and_order_history_expire(ctx):
     d = make_delivery("r1", "orders/create", "acme.genmystore.com", example_for_topic("orders/create"))
     store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ttl=3600)
     assert 3500 < ctx.redis.ttl(ctx.keys.event(d.ref)) <= 3600
+    assert 3500 < ctx.redis.ttl(ctx.keys.body(d.ref)) <= 3600, "the body expires with its event"
     history = ctx.keys.order_events("genstore", "acme.genmystore.com", "1001")
     assert ctx.redis.ttl(history) == -2, "the receiver does not read the body: the order is not known yet"
     assert ctx.redis.ttl(ctx.keys.order("genstore", "acme.genmystore.com", "1001")) == -2  # not written yet
@@ -29,6 +30,8 @@ def test_sweeper_trims_indexes_past_the_retention(ctx):
                       received_at=time.time() - ctx.settings.event_ttl - 10)
     store_deliveries(ctx.redis, ctx.keys, ctx.queue, [d], ttl=ctx.settings.event_ttl)
     jobs.process_events([d.ref])
+    assert ctx.redis.zscore(ctx.keys.events, d.ref) is not None
+    assert sweep(ctx, trim=False)["trimmed"] == 0, "between two trims (a minute apart) a pass does not scan"
     assert ctx.redis.zscore(ctx.keys.events, d.ref) is not None
     result = sweep(ctx)
     assert result["trimmed"] >= 3  # all events, its status and its topic index
