@@ -9,6 +9,10 @@ connection is closed (a request being handled sees a disconnect).
 One timer per connection at most, a `loop.call_later` handle: armed when the connection opens, and after
 a chunk of data only if a request is left half-read; cancelled once the request is complete. A request
 that arrives in one read costs no timer at all beyond the first.
+
+uvicorn writes a response's status line and headers, then its body, in two socket writes: two system calls
+per response. The connection's writes made in one turn of the event loop are sent as one instead
+(`_Coalescing`), in their order, before the loop waits again.
 """
 
 from __future__ import annotations
@@ -19,6 +23,45 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _HEADERS, _BODY = 1, 2
+
+
+class _Coalescing:
+    """A transport whose writes made within one turn of the event loop leave as one `write` of the real
+    transport, at the end of that turn (or at once when it is closed). Everything else is the transport's."""
+
+    __slots__ = ("_transport", "_loop", "_pending")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._pending is None:
+            self._pending = [data]
+            self._loop.call_soon(self._flush)
+        else:
+            self._pending.append(data)
+
+    def writelines(self, chunks) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
@@ -43,7 +86,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_Coalescing(transport, self.loop))  # type: ignore[arg-type]
         self._reading = _HEADERS
         self._arm(self.header_timeout)
 

@@ -66,19 +66,26 @@ def test_a_worker_drains_a_backlog_in_few_jobs_each_event_once(ctx):
     assert worker.successful_job_count < 5, "the first job took over the others"
 
 
+def _chained(ctx, prefix: str, last: int) -> list[str]:
+    """A handler making the next delivery arrive as each event is handled (`prefix`0 .. `prefix``last`), as a
+    steady flow of deliveries would; returns the ids it was called with, in order."""
+    calls: list[str] = []
+
+    def deliver_next(event):
+        calls.append(event.id)
+        n = int(event.id.removeprefix(prefix))
+        if n < last:
+            _store(ctx, f"{prefix}{n + 1}")
+
+    on("orders/create")(deliver_next)
+    _store(ctx, f"{prefix}0")
+    return calls
+
+
 def test_events_enqueued_while_a_job_runs_are_taken_by_that_job(ctx):
     """Under a steady flow, the next deliveries are queued while a job runs: the job takes them when its own
     events are done, instead of leaving them to wait for RQ's round trips between two jobs."""
-    calls = []
-
-    def deliver_next(event):  # each event, when handled, makes the next delivery arrive
-        calls.append(event.id)
-        n = int(event.id.removeprefix("s"))
-        if n < 5:
-            _store(ctx, f"s{n + 1}")
-
-    on("orders/create")(deliver_next)
-    _store(ctx, "s0")
+    calls = _chained(ctx, "s", 5)
     run_worker(ctx, burst=True)
     assert calls == [f"s{i}" for i in range(6)]
     assert ctx.queue.finished_job_registry.count == 1, "one job took every event enqueued while it ran"
@@ -89,16 +96,7 @@ def test_a_job_stops_taking_new_events_after_its_time(ctx, monkeypatch):
     """Bounded: past `KEEP_CLAIMING_SECONDS` a job ends and the events still arriving get jobs of their own
     (handler retries and a shutdown wait for no more than that)."""
     monkeypatch.setattr(jobs, "KEEP_CLAIMING_SECONDS", 0.0)
-    calls = []
-
-    def deliver_next(event):
-        calls.append(event.id)
-        n = int(event.id.removeprefix("t"))
-        if n < 2:
-            _store(ctx, f"t{n + 1}")
-
-    on("orders/create")(deliver_next)
-    _store(ctx, "t0")
+    calls = _chained(ctx, "t", 2)
     run_worker(ctx, burst=True)
     assert calls == ["t0", "t1", "t2"]
     assert ctx.queue.finished_job_registry.count == 3

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 
 from receiver.groupcommit import GroupWriter
-
-
-def run(coro):
-    """asyncio.run in a thread of its own: the browser tests' session keeps a loop running in this one."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result(timeout=10)
+from tests.support.aio import run
 
 
 class Store:
