@@ -11,8 +11,8 @@ Dictionaries are files `dictionaries/<name>.zdict` inside this package (installe
 afterwards: a stored body keeps the name of the dictionary it was compressed with, so old names stay in
 `DICTIONARIES` for good and a new dictionary is a new file, one line there and `CURRENT` moved to it.
 
-Projections are compressed with their own dictionary (`projections-N`, trained on stored projections: a third
-smaller than with the orders dictionary), by `pack`, whose frames name their dictionary by themselves.
+Projections are compressed with their own dictionary (`projections-N`, trained on stored projections: about a
+quarter smaller than with the orders dictionary), by `pack`, whose frames name their dictionary by themselves.
 
 Reading a body by hand: `orderhooks event ID --raw` prints it decoded. With `redis-cli` alone, a `zstd:orders-1`
 body key is an ordinary zstd frame naming its dictionary's id (so a wrong dictionary is refused, not misread),

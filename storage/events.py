@@ -36,8 +36,8 @@ def _body(stored: bytes, encoding: bytes | None) -> bytes:
 def pack_body(headers: dict[str, str], raw: bytes) -> tuple[bytes, str]:
     """What an event's body key holds (`Keys.body`), and its encoding (the event's `encoding` field): the
     headers as one line of JSON, a newline, then the body exactly as received; compressed together when that
-    pays (`storage.codec.encode`). `redis-cli --raw GET <body key> | zstd -d -D orders-1.zdict | tail -n +2`
-    gives the body back."""
+    pays (`storage.codec.encode`).
+    `redis-cli --raw GET <body key> | head -c -1 | zstd -dc -D orders-1.zdict | tail -n +2` gives the body back."""
     return codec.encode(json.dumps(headers, sort_keys=True).encode() + b"\n" + raw)
 
 
