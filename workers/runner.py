@@ -69,6 +69,10 @@ def requeue_abandoned(ctx: Context) -> list[str]:
         except Exception:
             ctx.redis.zrem(registry.key, f"{job_id}:{execution_id}")
             continue
+        if job.get_status(refresh=False) != JobStatus.STARTED:
+            # It ended between the registry's read and the execution's (RQ deletes the execution when a job
+            # ends, and keeps the job for its result): its worker was alive. Requeued, it would run twice.
+            continue
         pipe = rq_pipeline(ctx.redis)
         pipe.zrem(registry.key, f"{job_id}:{execution_id}")
         job.set_status(JobStatus.FAILED, pipeline=pipe)

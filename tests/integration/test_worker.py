@@ -7,7 +7,7 @@ import json
 import threading
 import time
 
-from rq.registry import ScheduledJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 from schemas.samples import example_for_topic
 from storage.events import load_event
@@ -21,7 +21,7 @@ from tests.support.store import ref, store
 from workers import jobs
 from workers.dispatch import run_handler
 from workers.handlers import on
-from workers.runner import sweep
+from workers.runner import requeue_abandoned, run_worker, sweep
 
 SHOP = "acme.genmystore.com"
 
@@ -266,3 +266,24 @@ def test_an_order_is_stored_compressed_and_one_stored_before_compression_reads_a
     assert load_event(ctx.redis, ctx.keys, ref("z-2")).status == "processed", "the plain value compared and replaced"
     assert ctx.redis.get(key)[:4] == codec.MAGIC
     assert get_order(ctx.redis, ctx.keys, GENSTORE, SHOP, "8801")["updatedAt"].startswith("2024-02-01")
+
+
+def test_a_job_that_ends_while_the_sweeper_looks_is_not_taken_for_abandoned(ctx):
+    """The sweeper reads the started jobs, then each one's execution. A job ending in between has no
+    execution any more (RQ deletes it, and keeps the job for its result): it must not be requeued as if its
+    worker had died, or it runs twice (a second reconcile run, for instance)."""
+    job = ctx.queue.enqueue_call("workers.jobs.resume_pending", args=([],), result_ttl=300)
+    run_worker(ctx, burst=True)
+    assert job.get_status(refresh=True) == "finished"
+    registry = StartedJobRegistry(queue=ctx.queue)
+    ctx.redis.zadd(registry.key, {f"{job.id}:gone-execution": time.time() + 600})  # the sweeper's earlier read
+    assert requeue_abandoned(ctx) == []
+    assert ctx.queue.count == 0, "not enqueued again"
+
+    # A job still started whose worker left no trace is requeued, as before.
+    started = ctx.queue.enqueue_call("workers.jobs.resume_pending", args=([],), result_ttl=300)
+    ctx.queue.remove(started.id)
+    started.set_status("started")
+    ctx.redis.zadd(registry.key, {f"{started.id}:gone-execution": time.time() + 600})
+    assert requeue_abandoned(ctx) == [started.id]
+    assert ctx.queue.count == 1
