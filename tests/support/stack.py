@@ -19,7 +19,10 @@ from pathlib import Path
 
 import httpx
 import redis as redislib
+from rq import Queue
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
+from orderhooks.config import Settings
 from orderhooks.embedded import free_port
 from orderhooks.procs import terminate_all
 from tests.conftest import SECRET, TOKEN
@@ -117,11 +120,11 @@ class Stack:
         if worker.poll() is None:
             worker.send_signal(signal.SIGUSR1)
             time.sleep(0.5)
-        queue = "rq:queue:orderhooks"
-        state = (f"queue {self.redis.lrange(queue, 0, 5)} ({self.redis.llen(queue)}), intermediate "
-                 f"{self.redis.lrange(queue + ':intermediate', 0, 5)}, started "
-                 f"{self.redis.zrange('rq:wip:orderhooks', 0, 5)}, "
-                 f"scheduled {self.redis.zcard('rq:scheduled:orderhooks')}, "
+        queue = Queue(Settings.from_env(self.env).queue, connection=self.redis)
+        state = (f"queue {self.redis.lrange(queue.key, 0, 5)} ({self.redis.llen(queue.key)}), intermediate "
+                 f"{self.redis.lrange(queue.intermediate_queue_key, 0, 5)}, started "
+                 f"{self.redis.zrange(StartedJobRegistry(queue=queue).key, 0, 5)}, "
+                 f"scheduled {self.redis.zcard(ScheduledJobRegistry(queue=queue).key)}, "
                  f"clients {self.redis.info('clients').get('connected_clients')}")
         return "\n".join([*self.worker_log.read_text(errors="replace").splitlines()[-lines:], state])
 
