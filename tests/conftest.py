@@ -84,3 +84,20 @@ def ctx(redis, settings):
     yield context
     set_context(None)
     registry.clear()
+
+
+@pytest.fixture
+def client(ctx, settings):
+    """The receiver's app in this process (Starlette's test client) on the session's Redis, the read API's
+    token sent with every request."""
+    import warnings
+
+    with warnings.catch_warnings():  # starlette suggests another httpx package; the test client works the same
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from receiver.app import create_app
+
+    with TestClient(create_app(settings)) as c:
+        c.headers["X-Genstore-Access-Token"] = TOKEN
+        yield c

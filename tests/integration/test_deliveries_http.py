@@ -24,7 +24,6 @@ from receiver.app import create_app
 from schemas.samples import example_for_topic
 from storage.events import unpack_body
 from storage.keys import GENSTORE, event_ref
-from tests.conftest import TOKEN
 from tests.support.metrics import parse, value
 from tests.support.normalizer import refusing, replace_normalizer
 from tests.support.payloads import SHOP
@@ -32,13 +31,6 @@ from tests.support.signing import post_delivery, signed_headers
 from workers import jobs
 
 BODY = example_for_topic("orders/create")
-
-
-@pytest.fixture
-def client(ctx, settings):
-    with TestClient(create_app(settings)) as c:
-        c.headers["X-Genstore-Access-Token"] = TOKEN
-        yield c
 
 
 def stored(client, event_id: str) -> dict | None:

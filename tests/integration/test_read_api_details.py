@@ -24,10 +24,9 @@ SHOP = "details.genmystore.com"
 
 
 @pytest.fixture
-def api(ctx, settings):
-    with TestClient(create_app(settings)) as client:
-        client.headers["X-Genstore-Access-Token"] = TOKEN
-        yield client
+def api(client):
+    """The shared test client (`tests/conftest.py::client`), by the name these tests read best with."""
+    return client
 
 
 def error(api, path: str, params=None, status: int = 400) -> str:

@@ -22,18 +22,10 @@ from receiver import intake
 from receiver.app import create_app
 from receiver.groupcommit import GroupWriter
 from schemas.samples import example_for_topic
-from tests.conftest import TOKEN
 from tests.support.signing import post_delivery, signed_headers
 
 BODY = example_for_topic("orders/create")
 PATH = "/webhooks/genstore"
-
-
-@pytest.fixture
-def client(ctx, settings):
-    with TestClient(create_app(settings)) as c:
-        c.headers["X-Genstore-Access-Token"] = TOKEN
-        yield c
 
 
 @pytest.fixture
