@@ -36,7 +36,8 @@ KNOWN_SECONDS = 30 * 24 * 3600
 
 # KEYS: address failures, all failures, known address. ARGV: now (ms), member, address limit, address window
 # (ms), overall limit, overall window (ms). Returns {0, 0} (place reserved), or {1 | 2, ms to wait} when the
-# address (1) or the overall cap (2) refuses.
+# address (1) or the overall cap (2) refuses. `now` is the caller's clock, read before the script runs: a sign-in
+# evaluated after a later one may find entries newer than its `now`, so the wait is at most the window.
 _RESERVE = """
 local now = tonumber(ARGV[1])
 local limit, window = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -44,14 +45,14 @@ local all_limit, all_window = tonumber(ARGV[5]), tonumber(ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) >= limit then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {1, tonumber(oldest[2]) + window - now}
+  return {1, math.min(window, tonumber(oldest[2]) + window - now)}
 end
 local known = redis.call('EXISTS', KEYS[3]) == 1
 if not known then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - all_window)
   if redis.call('ZCARD', KEYS[2]) >= all_limit then
     local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    return {2, tonumber(oldest[2]) + all_window - now}
+    return {2, math.min(all_window, tonumber(oldest[2]) + all_window - now)}
   end
   redis.call('ZADD', KEYS[2], now, ARGV[2])
   redis.call('PEXPIRE', KEYS[2], all_window)

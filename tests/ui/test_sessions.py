@@ -143,3 +143,20 @@ def test_the_address_window_slides_and_right_tokens_are_not_counted(redis):
     for _ in range(10):  # right tokens give their place back
         signin.succeeded(redis, keys, signin.begin(redis, keys, "192.0.2.3", now=2000))
     assert not signin.begin(redis, keys, "192.0.2.3", now=2000).refused
+
+
+def test_a_sign_in_evaluated_after_later_ones_waits_no_longer_than_the_window(redis):
+    """Each sign-in reads its clock before its script runs: in a burst, one may be counted after sign-ins that
+    read the clock later. Its wait is still at most the window (Retry-After 60, never 61)."""
+    from receiver import signin
+    from storage.keys import Keys
+
+    keys = Keys()
+    for _ in range(5):
+        assert not signin.begin(redis, keys, "192.0.2.9", now=3000.9).refused
+    late = signin.begin(redis, keys, "192.0.2.9", now=3000.0)  # its clock read before theirs
+    assert late.refused and late.retry_after == 60
+    for n in range(signin.OVERALL_LIMIT - 5):  # the overall cap, from addresses not seen before
+        signin.begin(redis, keys, f"198.51.100.{n}", now=3000.9)
+    overall = signin.begin(redis, keys, "203.0.113.1", now=3000.0)
+    assert overall.refused and overall.overall and overall.retry_after == 10
