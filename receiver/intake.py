@@ -321,6 +321,13 @@ async def _store(state: Any, delivery: Delivery, context: dict, started: float, 
     return await _stored(state, delivery, context)
 
 
+class Refused(Exception):
+    """A request refused before its delivery could be verified; `answer` is what the sender is told."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+
+
 class WebhookEndpoint:
     """The ASGI endpoint of one platform's webhook route; `accept` reads a request into its answer."""
 
@@ -329,6 +336,8 @@ class WebhookEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             status, headers, body = await self.accept(scope, receive)
+        except Refused as refused:
+            status, headers, body = refused.answer
         except Exception:  # a bug, not the sender's fault: it retries, and the delivery is not lost
             log.exception("delivery_failed", platform=self.platform)
             count("", "unavailable")
@@ -338,6 +347,28 @@ class WebhookEndpoint:
 
     async def accept(self, scope: Scope, receive: Receive) -> Answer:
         raise NotImplementedError
+
+    async def read(self, scope: Scope, receive: Receive, headers: Headers, limit: int, topic: str = "",
+                   shop: str = "") -> bytes:
+        """The body of a request whose headers are within bounds, read to its end; `Refused` for headers too
+        large (431), a body over `limit` (413, and the connection closed), a client gone before the end (400)
+        or a header that must come once sent twice (400). `topic` and `shop`, when known, go with the refusal."""
+        platform = self.platform
+        if headers.too_large():
+            raise Refused(_refuse(scope, headers, "too_large", 431,
+                                  f"request headers larger than {MAX_HEADER_BYTES} bytes", "", "", platform=platform))
+        try:
+            body = await read_body(receive, headers, limit)
+        except BodyTooLarge:
+            raise Refused(_refuse(scope, headers, "too_large", 413, f"body larger than {limit} bytes", topic, shop,
+                                  platform=platform, close=True)) from None
+        except ClientDisconnect:
+            raise Refused(_refuse(scope, headers, "disconnected", 400, "client disconnected", topic, shop,
+                                  platform=platform)) from None
+        if headers.twice:
+            raise Refused(_refuse(scope, headers, "bad_request", 400, f"header {headers.twice} sent more than once",
+                                  topic, shop, body=body, platform=platform))
+        return body
 
 
 class GenstoreWebhook(WebhookEndpoint):
@@ -350,20 +381,8 @@ class GenstoreWebhook(WebhookEndpoint):
         headers = Headers(scope["headers"])
         topic = headers.text("x-genstore-topic") or ""
         shop = (headers.text("x-genstore-shop-domain", strict=True) or "").lower()
-        if headers.too_large():
-            return _refuse(scope, headers, "too_large", 431, f"request headers larger than {MAX_HEADER_BYTES} bytes",
-                           "", "")
-        try:
-            body = await read_body(receive, headers, settings.max_body)
-        except BodyTooLarge:
-            return _refuse(scope, headers, "too_large", 413, f"body larger than {settings.max_body} bytes", topic,
-                           shop, close=True)
-        except ClientDisconnect:
-            return _refuse(scope, headers, "disconnected", 400, "client disconnected", topic, shop)
+        body = await self.read(scope, receive, headers, settings.max_body, topic, shop)
         received = time.perf_counter()
-        if headers.twice:
-            return _refuse(scope, headers, "bad_request", 400, f"header {headers.twice} sent more than once", topic,
-                           shop, body=body)
         standard_id = None
         if not settings.insecure_no_verify or settings.secret_keys:
             try:
@@ -393,20 +412,8 @@ class PlatformWebhook(WebhookEndpoint):
         settings = state.settings
         name = self.platform
         headers = Headers(scope["headers"])
-        if headers.too_large():
-            return _refuse(scope, headers, "too_large", 431, f"request headers larger than {MAX_HEADER_BYTES} bytes",
-                           "", "", platform=name)
-        try:
-            body = await read_body(receive, headers, settings.max_body)
-        except BodyTooLarge:
-            return _refuse(scope, headers, "too_large", 413, f"body larger than {settings.max_body} bytes", "", "",
-                           platform=name, close=True)
-        except ClientDisconnect:
-            return _refuse(scope, headers, "disconnected", 400, "client disconnected", "", "", platform=name)
+        body = await self.read(scope, receive, headers, settings.max_body)
         received = time.perf_counter()
-        if headers.twice:
-            return _refuse(scope, headers, "bad_request", 400, f"header {headers.twice} sent more than once", "", "",
-                           body=body, platform=name)
         try:
             delivery: Delivery = self.of.accept(headers.first, body, settings, headers.recorded())
         except VerificationError as exc:
@@ -448,11 +455,7 @@ def webhook_routes(endpoints: dict[str, Any]) -> list:
 
 
 def _not_configured(name: str):
-    answer = JSONResponse({"error": f"{name} deliveries are not configured here"}, status_code=404)
-
-    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-        await answer(scope, receive, send)
-    return _Asgi(endpoint)
+    return _Asgi(JSONResponse({"error": f"{name} deliveries are not configured here"}, status_code=404))
 
 
 class _Asgi:
