@@ -250,11 +250,15 @@ def find_events_by_prefix(redis: Redis, keys: Keys, prefix: str, shop: str | Non
     return sorted(found, key=lambda r: (r.platform, r.shop, r.id))[:most]
 
 
-# Move an event to a new status (a replay; an event with nothing to apply), keeping its received-time score.
+# Move an event to a new status (a replay; an event with nothing to apply; a body that does not normalize),
+# keeping its received-time score.
 # KEYS: event, then the zset of every status in STATUSES order
-# ARGV: new status, statuses (space separated), the event's ref, then field/value pairs to set
+# ARGV: new status, statuses (space separated), the event's ref, the status it must have now ('' for any),
+#       then field/value pairs to set
+# Returns 1 when moved, 0 when the event is gone or not in the status required.
 SET_STATUS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'status') ~= ARGV[4] then return 0 end
 local id = ARGV[3]
 local names = {}
 for s in string.gmatch(ARGV[2], '%S+') do names[#names + 1] = s end
@@ -267,7 +271,7 @@ for i, s in ipairs(names) do
   if s == ARGV[1] then redis.call('ZADD', KEYS[1 + i], score or 0, id) end
 end
 local fields = {'status', ARGV[1]}
-for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 return 1
 """
@@ -277,17 +281,18 @@ def set_status(redis: Redis, keys: Keys, ref: str, status: Status, *fields: str,
     """Move an event to `status` (and its status index), setting `fields` (name, value, ...) beside it."""
     redis.register_script(SET_STATUS)(
         keys=[keys.event(ref), *keys.status_keys()],
-        args=[status, " ".join(STATUSES), ref, *fields],
+        args=[status, " ".join(STATUSES), ref, "", *fields],
         client=client or redis,
     )
 
 
-def stage_status(pipe, keys: Keys, ref: str, status: Status, *fields: str) -> None:
-    """`set_status` queued on a pipeline, unsent. EVAL, not a registered script: that would cost the
-    pipeline a SCRIPT EXISTS round trip."""
+def stage_status(pipe, keys: Keys, ref: str, status: Status, *fields: str, only_from: Status | None = None) -> None:
+    """`set_status` queued on a pipeline, unsent; with `only_from`, only while the event has that status (its
+    reply then says whether it moved: 1 or 0). EVAL, not a registered script: that would cost the pipeline a
+    SCRIPT EXISTS round trip."""
     status_keys = keys.status_keys()
     pipe.eval(SET_STATUS, 1 + len(status_keys), keys.event(ref), *status_keys, status, " ".join(STATUSES), ref,
-              *fields)
+              only_from or "", *fields)
 
 
 # Record one handler's outcome and recompute the event's status, attempts and error from all of them.

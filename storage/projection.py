@@ -22,7 +22,7 @@ from redis import exceptions as redis_errors
 from schemas import NormalizedEvent, Projection, merge
 from storage import codec
 from storage.connection import unavailable_reason
-from storage.events import HANDLER_FIELD, EventRecord, load_events
+from storage.events import HANDLER_FIELD, EventRecord, load_events, stage_status
 from storage.keys import Keys
 from storage.status import HandlerOutcome, Status
 
@@ -203,30 +203,16 @@ return out
 """
 
 
-# An event whose body does not normalize: quarantined with the reason, if it is still queued.
-# KEYS: event, queued zset, quarantined zset. ARGV: the event's ref, the reason.
-# Returns 1 when quarantined now, 0 when the event is no longer queued (another worker quarantined or
-# applied it, or it is gone): each quarantine is counted once, however many workers see the event.
-QUARANTINE = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
-local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZADD', KEYS[3], score or 0, ARGV[1])
-redis.call('HSET', KEYS[1], 'status', 'quarantined', 'error', ARGV[2])
-return 1
-"""
-
-
 def quarantine(redis: Redis, keys: Keys, records: Sequence[EventRecord]) -> list[EventRecord]:
-    """Quarantine each of `records` whose body does not normalize (`normalize_error` is the reason), in one
-    round trip; return those this call moved from `queued` (the others were dealt with elsewhere)."""
+    """Quarantine each of `records` whose body does not normalize (`normalize_error` is the reason) if it is
+    still queued, in one round trip; return those this call moved (the others were dealt with elsewhere:
+    each quarantine is counted once, however many workers see the event)."""
     if not records:
         return []
     pipe = redis.pipeline(transaction=False)
     for rec in records:
-        # EVAL: a registered script would cost the pipeline a SCRIPT EXISTS round trip
-        pipe.eval(QUARANTINE, 3, keys.event(rec.ref), keys.events_by_status(Status.QUEUED),
-                  keys.events_by_status(Status.QUARANTINED), rec.ref, rec.normalize_error or "does not normalize")
+        stage_status(pipe, keys, rec.ref, Status.QUARANTINED, "error", rec.normalize_error or "does not normalize",
+                     only_from=Status.QUEUED)
     moved = []
     for rec, result in zip(records, pipe.execute(raise_on_error=False), strict=True):
         if _check(result) == 1:
