@@ -67,14 +67,13 @@ def _loose_bool(value: Any) -> bool | None:
 
 
 def _money(value: Any) -> Decimal | None:
-    if type(value) is str:  # the usual "409.94", cheaper to check than with _DECIMAL
-        text = value.strip()
-        if (len(text) <= _MONEY_DIGITS and text.isascii() and text[:1] != "." and text[-1:] != "."
-                and text.replace(".", "", 1).isdigit()):
-            return Decimal(text)
     if isinstance(value, str):  # the usual "409.94": 30 characters cannot hold more than 30 digits a side
         text = value.strip()
-        if len(text) <= _MONEY_DIGITS and _DECIMAL.fullmatch(text):
+        if len(text) <= _MONEY_DIGITS and (
+            # ASCII digits with at most one point inside them: quicker to check than with _DECIMAL
+            (text.isascii() and text[:1] != "." and text[-1:] != "." and text.replace(".", "", 1).isdigit())
+            or _DECIMAL.fullmatch(text)
+        ):
             return Decimal(text)
     if _is_null(value):
         return None
@@ -104,16 +103,16 @@ def _decimal_text(value: Decimal | None) -> str | None:
 
 
 def _count(value: Any) -> int | None:
-    if type(value) is str:  # the usual "500": 18 digits are below the limit
-        text = value.strip()
-        if text.isascii() and text.isdigit() and len(text) <= 18:
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None:
+        if text.isascii() and text.isdigit() and len(text) <= 18:  # the usual "500": 18 digits are below the limit
             return int(text)
     elif type(value) is int and -_COUNT_LIMIT < value < _COUNT_LIMIT:
         return value
     if _is_null(value):
         return None
-    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
-        value = Decimal(value.strip())
+    if text is not None and _WHOLE.fullmatch(text):
+        value = Decimal(text)
     whole = (isinstance(value, int) and not isinstance(value, bool)) or (
         isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value()
     )
